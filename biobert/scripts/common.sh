@@ -1,0 +1,421 @@
+# shellcheck shell=bash
+# Shared helpers for the BioBERT one-click scripts. Source it, do not run it:
+#
+#     source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+#
+# Environment variables understood by every script (all optional):
+#   DATA_ROOT      data root of the original layout           [<repo>/data]
+#   BERT_DIR       Google BERT folder with vocab.txt and bert_config.json
+#                  [$DATA_ROOT/download/google_pretrained_weights/<cased|uncased>_L-12_H-768_A-12]
+#                  (L-24_H-1024_A-16 for bert_model=large)
+#   VOCAB_FILE     vocabulary file                             [$BERT_DIR/vocab.txt]
+#   BERT_CONFIG    model config json                           [$BERT_DIR/bert_config.json]
+#   BC5CDR_DATA    NER data folder           [$DATA_ROOT/biobert/BC5CDR/<chem|disease>]
+#   CHEMPROT_DATA  ChemProt train/dev/test.tsv folder  [$DATA_ROOT/biobert/chemprot-data_treeLSTM]
+#   CHEMPROT_CORPUS original ChemProt corpus folder    [$DATA_ROOT/biobert/ChemProt_Corpus]
+#   RESULTS_DIR    results root                 [/results when writable, else ./results]
+#   OUTPUT_DIR     exact output folder of a fine-tuning run (overrides the generated name)
+#   PYTHON         interpreter for the entry points        [python]
+#   DRY_RUN=1      print the commands (after a line "DRY_RUN:") instead of running them
+#
+# A Hugging Face folder (one holding config.json) given as init checkpoint supplies its own
+# config.json and vocab.txt: then --vocab_file / --bert_config_file are passed only when
+# VOCAB_FILE / BERT_CONFIG are set explicitly.
+
+# Repository root: two levels above this file.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DATA_ROOT="${DATA_ROOT:-$REPO_ROOT/data}"
+PYTHON="${PYTHON:-python}"
+BB_DRY_HEADER_DONE=0
+
+# bb_is_dry_run: true when DRY_RUN asks for printing instead of running.
+bb_is_dry_run() {
+    case "${DRY_RUN:-0}" in 1 | true | TRUE | yes) return 0 ;; *) return 1 ;; esac
+}
+
+# bb_info MESSAGE...: progress message; goes to stderr under DRY_RUN so stdout holds commands only.
+bb_info() {
+    if bb_is_dry_run; then echo "$*" >&2; else echo "$*"; fi
+}
+
+# bb_die MESSAGE...: print "error: MESSAGE" to stderr and exit 1.
+bb_die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+# bb_maybe_usage ARGS...: when the first argument is -h/--help, call the script's usage() and exit 0.
+bb_maybe_usage() {
+    case "${1:-}" in -h | --help) usage; exit 0 ;; esac
+}
+
+# bb_max_args N ARGS...: exit with an error when more than N positional arguments were given.
+bb_max_args() {
+    local max="$1"; shift
+    if [ "$#" -gt "$max" ]; then
+        usage >&2
+        bb_die "expected at most $max arguments, got $#"
+    fi
+}
+
+# bb_check_int NAME VALUE: VALUE must be a positive integer.
+bb_check_int() {
+    [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || bb_die "$1 must be a positive integer, got '$2'"
+}
+
+# bb_check_number NAME VALUE: VALUE must be a non-negative decimal number (3, 2.0, 3.125e-6).
+bb_check_number() {
+    [[ "$2" =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || bb_die "$1 must be a number, got '$2'"
+}
+
+# bb_check_bool NAME VALUE: VALUE must be true or false.
+bb_check_bool() {
+    case "$2" in true | false) ;; *) bb_die "$1 must be true or false, got '$2'" ;; esac
+}
+
+# bb_default_num_gpu: print the number of GPUs `nvidia-smi -L` lists, 1 when there are none.
+bb_default_num_gpu() {
+    local n
+    n="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
+    if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ]; then echo "$n"; else echo 1; fi
+}
+
+# bb_results_dir: print RESULTS_DIR, else /results when it is a writable folder, else $PWD/results.
+bb_results_dir() {
+    if [ -n "${RESULTS_DIR:-}" ]; then
+        echo "$RESULTS_DIR"
+    elif [ -d /results ] && [ -w /results ]; then
+        echo /results
+    else
+        echo "$PWD/results"
+    fi
+}
+
+# bb_datestamp: the original scripts' datestamp, yymmddHHMMSS.
+bb_datestamp() {
+    date +'%y%m%d%H%M%S'
+}
+
+# bb_set_casing CASED(true|false): set CASING_DIR_PREFIX, DO_LOWER_CASE (0|1) and CASE_FLAG.
+bb_set_casing() {
+    bb_check_bool cased "$1"
+    if [ "$1" = "true" ]; then
+        CASING_DIR_PREFIX="cased"; DO_LOWER_CASE=0; CASE_FLAG="--do_lower_case=false"
+    else
+        CASING_DIR_PREFIX="uncased"; DO_LOWER_CASE=1; CASE_FLAG="--do_lower_case=true"
+    fi
+}
+
+# bb_model_suffix BERT_MODEL(base|large): print the Google folder suffix of that size.
+bb_model_suffix() {
+    case "$1" in
+        base) echo "L-12_H-768_A-12" ;;
+        large) echo "L-24_H-1024_A-16" ;;
+        *) bb_die "bert_model must be base or large, got '$1'" ;;
+    esac
+}
+
+# bb_set_bert_dir BERT_MODEL: set BERT_DIR (unless given) from CASING_DIR_PREFIX and the model size.
+bb_set_bert_dir() {
+    local suffix
+    suffix="$(bb_model_suffix "$1")" || exit 1
+    BERT_DIR="${BERT_DIR:-$DATA_ROOT/download/google_pretrained_weights/${CASING_DIR_PREFIX}_${suffix}}"
+}
+
+# bb_precision_flag PRECISION: print --amp for fp16, --noamp for anything else.
+bb_precision_flag() {
+    if [ "$1" = "fp16" ]; then echo "--amp"; else echo "--noamp"; fi
+}
+
+# bb_xla_flag USE_XLA: print --use_xla for true, --nouse_xla for anything else.
+bb_xla_flag() {
+    if [ "$1" = "true" ]; then echo "--use_xla"; else echo "--nouse_xla"; fi
+}
+
+# bb_is_hf_folder PATH: true when PATH is a Hugging Face model folder (holds config.json).
+bb_is_hf_folder() {
+    [ -d "$1" ] && [ -f "$1/config.json" ]
+}
+
+# bb_set_model_file_flags INIT_CHECKPOINT [with_vocab=1]: fill the array MODEL_FILE_FLAGS with
+# --vocab_file / --bert_config_file. A Hugging Face folder brings its own files, so then only
+# the explicitly given VOCAB_FILE / BERT_CONFIG are passed.
+bb_set_model_file_flags() {
+    local init="$1" with_vocab="${2:-1}"
+    MODEL_FILE_FLAGS=()
+    if bb_is_hf_folder "$init"; then
+        if [ "$with_vocab" = 1 ] && [ -n "${VOCAB_FILE:-}" ]; then
+            MODEL_FILE_FLAGS+=("--vocab_file=$VOCAB_FILE")
+        fi
+        if [ -n "${BERT_CONFIG:-}" ]; then
+            MODEL_FILE_FLAGS+=("--bert_config_file=$BERT_CONFIG")
+        fi
+    else
+        if [ "$with_vocab" = 1 ]; then
+            MODEL_FILE_FLAGS+=("--vocab_file=${VOCAB_FILE:-$BERT_DIR/vocab.txt}")
+        fi
+        MODEL_FILE_FLAGS+=("--bert_config_file=${BERT_CONFIG:-$BERT_DIR/bert_config.json}")
+    fi
+}
+
+# bb_set_launcher NUM_GPU: fill the arrays LAUNCHER (mpirun prefix, empty for one GPU) and
+# HVD_FLAGS (--horovod when more than one process is launched).
+bb_set_launcher() {
+    local n="$1"
+    bb_check_int num_gpu "$n"
+    LAUNCHER=()
+    HVD_FLAGS=()
+    if [ "$n" -gt 1 ]; then
+        LAUNCHER=(mpirun -np "$n" --allow-run-as-root -bind-to none -map-by slot
+                  -x NCCL_DEBUG=INFO -x LD_LIBRARY_PATH -x PATH)
+        HVD_FLAGS=(--horovod)
+        if ! bb_is_dry_run && ! command -v mpirun >/dev/null 2>&1; then
+            bb_die "num_gpu=$n needs mpirun (apt-get install openmpi-bin), or pass num_gpu=1"
+        fi
+    fi
+}
+
+# bb_print_command ARGS...: print one command line, shell-quoted, after the DRY_RUN: header.
+bb_print_command() {
+    if [ "$BB_DRY_HEADER_DONE" = 0 ]; then
+        echo "DRY_RUN:"
+        BB_DRY_HEADER_DONE=1
+    fi
+    local out="" arg
+    for arg in "$@"; do
+        out+="$(printf '%q' "$arg") "
+    done
+    echo "${out% }"
+}
+
+# bb_run ARGS...: run the command, or print it under DRY_RUN.
+bb_run() {
+    if bb_is_dry_run; then bb_print_command "$@"; else "$@"; fi
+}
+
+# bb_run_logged LOGFILE ARGS...: run the command with stdout+stderr copied into LOGFILE
+# (exit status of the command kept), or print the command under DRY_RUN.
+bb_run_logged() {
+    local log="$1"; shift
+    if bb_is_dry_run; then bb_print_command "$@"; else "$@" 2>&1 | tee "$log"; fi
+}
+
+# bb_mkdir DIR...: create folders (skipped under DRY_RUN).
+bb_mkdir() {
+    if ! bb_is_dry_run; then mkdir -p "$@"; fi
+}
+
+# bb_task_settings TASK: set the per-task facts of ner_bc5cdr-chem | ner_bc5cdr-disease |
+# rel_chemprot: TASK_TAG, ENTRY (python file), TASK_NAME, DATASET_DIR and the defaults
+# DEF_LR, DEF_SEQ, DEF_EVAL_BS, DEF_EPOCHS of the original one-click scripts.
+bb_task_settings() {
+    case "$1" in
+        ner_bc5cdr-chem | ner_bc5cdr-disease)
+            local subset="${1#ner_bc5cdr-}"
+            TASK_TAG="ner_bc5cdr_${subset}"
+            ENTRY="$REPO_ROOT/run_ner.py"
+            TASK_NAME="bc5cdr"
+            DATASET_DIR="${BC5CDR_DATA:-$DATA_ROOT/biobert/BC5CDR/$subset}"
+            DEF_LR="3.125e-6"; DEF_SEQ=128; DEF_EVAL_BS=8
+            if [ "$subset" = chem ]; then DEF_EPOCHS="10.0"; else DEF_EPOCHS="100.0"; fi
+            ;;
+        rel_chemprot)
+            TASK_TAG="rel_chemprot"
+            ENTRY="$REPO_ROOT/run_re.py"
+            TASK_NAME="chemprot"
+            DATASET_DIR="${CHEMPROT_DATA:-$DATA_ROOT/biobert/chemprot-data_treeLSTM}"
+            DEF_LR="1.5e-6"; DEF_SEQ=512; DEF_EVAL_BS=16; DEF_EPOCHS="3.0"
+            ;;
+        *)
+            bb_die "unknown task '$1' (expected ner_bc5cdr-chem, ner_bc5cdr-disease or rel_chemprot)"
+            ;;
+    esac
+}
+
+# bb_prepare_chemprot: turn the original ChemProt corpus into train/dev/test.tsv of
+# DATASET_DIR when its train.tsv is missing.
+bb_prepare_chemprot() {
+    if [ ! -f "$DATASET_DIR/train.tsv" ]; then
+        local corpus="${CHEMPROT_CORPUS:-$DATA_ROOT/biobert/ChemProt_Corpus}"
+        bb_info "No $DATASET_DIR/train.tsv: formatting the ChemProt corpus from $corpus"
+        bb_run "$PYTHON" "$REPO_ROOT/data/ChemProtTextFormatting.py" \
+            "--input_folder=$corpus" "--output_folder=$DATASET_DIR"
+    fi
+}
+
+# bb_chemprot_eval OUTPUT_DIR: score OUTPUT_DIR/test_results.tsv against DATASET_DIR/test.tsv,
+# printing and saving the result to OUTPUT_DIR/test_results.txt.
+bb_chemprot_eval() {
+    bb_run_logged "$1/test_results.txt" "$PYTHON" "$REPO_ROOT/biobert/re_eval.py" --task=chemprot \
+        "--output_path=$1/test_results.tsv" "--answer_path=$DATASET_DIR/test.tsv"
+}
+
+# bb_conlleval_summary OUTPUT_DIR: print OUTPUT_DIR/test_results_conlleval.txt (not under DRY_RUN).
+bb_conlleval_summary() {
+    bb_is_dry_run && return 0
+    local f="$1/test_results_conlleval.txt"
+    [ -f "$f" ] || bb_die "missing $f: run_ner.py wrote no conlleval summary"
+    echo "conlleval summary ($f):"
+    cat "$f"
+}
+
+# bb_latest_checkpoint DIR: print the newest checkpoint prefix in DIR (from its `checkpoint`
+# index file, else the highest-numbered *-N.index); return 1 when there is none.
+bb_latest_checkpoint() {
+    local dir="$1" name best="" best_n=-1 f n
+    if [ -f "$dir/checkpoint" ]; then
+        name="$(sed -n 's/^model_checkpoint_path: *"\(.*\)"$/\1/p' "$dir/checkpoint" | head -n 1)"
+        if [ -n "$name" ]; then
+            case "$name" in /*) echo "$name" ;; *) echo "$dir/$name" ;; esac
+            return 0
+        fi
+    fi
+    for f in "$dir"/*.index; do
+        [ -e "$f" ] || continue
+        n="${f%.index}"; n="${n##*-}"
+        if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt "$best_n" ]; then
+            best_n="$n"; best="${f%.index}"
+        fi
+    done
+    [ -n "$best" ] || return 1
+    echo "$best"
+}
+
+# bb_collect_perf MODE(train|infer) FILE...: read run logs and dllogger files and print
+#   Throughput Average (sentences/sec) = X
+#   Latency Confidence Level P (ms) = Y      for P in 50 90 95 99 100 (when logged)
+# DLLL lines are parsed generically: any numeric data key containing "throughput" (train mode
+# takes the last one whose key contains "train", infer mode the last other one) or "latency"
+# plus a percentile number. Plain log lines in the original's wording are the fallback.
+bb_collect_perf() {
+    "${PYTHON_HELPER:-python3}" - "$@" <<'PY'
+import json, os, re, sys
+
+mode, paths = sys.argv[1], sys.argv[2:]
+dl_thr, txt_thr, lat, txt_lat = [], [], {}, {}
+pct_re = re.compile(r"(?<![0-9])(50|90|95|99|100)(?![0-9])")
+num = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+thr_line = re.compile(r"Throughput Average \(sentences/sec\)\s*=\s*" + num)
+lat_line = re.compile(r"Latency Confidence Level (\d+) \(ms\)\s*=\s*" + num)
+for path in paths:
+    if not os.path.isfile(path):
+        continue
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            if "DLLL " in line:
+                try:
+                    rec = json.loads(line.split("DLLL ", 1)[1])
+                except ValueError:
+                    continue
+                data = rec.get("data") if isinstance(rec, dict) else None
+                if not isinstance(data, dict):
+                    continue
+                for key, val in data.items():
+                    if isinstance(val, bool) or not isinstance(val, (int, float)):
+                        continue
+                    low = key.lower()
+                    if "throughput" in low:
+                        dl_thr.append((low, float(val)))
+                    elif "latency" in low:
+                        m = pct_re.search(low)
+                        if m:
+                            lat[int(m.group(1))] = float(val)
+                continue
+            m = thr_line.search(line)
+            if m:
+                txt_thr.append(float(m.group(1)))
+            m = lat_line.search(line)
+            if m:
+                txt_lat[int(m.group(1))] = float(m.group(2))
+
+if mode == "train":
+    picks = [v for k, v in dl_thr if "train" in k]
+    thr = picks[-1] if picks else (txt_thr[0] if txt_thr else None)
+else:
+    picks = [v for k, v in dl_thr if "train" not in k]
+    thr = picks[-1] if picks else (txt_thr[-1] if txt_thr else None)
+if thr is None and dl_thr:
+    thr = dl_thr[-1][1]
+for p, v in txt_lat.items():
+    lat.setdefault(p, v)
+print("Throughput Average (sentences/sec) = %s" % ("%.2f" % thr if thr is not None else "n/a"))
+for p in (50, 90, 95, 99, 100):
+    if p in lat:
+        print("Latency Confidence Level %d (ms) = %.2f" % (p, lat[p]))
+PY
+}
+
+# bb_perf_value TEXT PATTERN: print the value after "PATTERN = " in TEXT, n/a when absent.
+bb_perf_value() {
+    local v
+    v="$(printf '%s\n' "$1" | grep -F "$2" | head -n 1 | sed 's/.*= *//')"
+    echo "${v:-n/a}"
+}
+
+# bb_finetune_main TASK ARGS...: the body of ner_bc5cdr-chem.sh, ner_bc5cdr-disease.sh and
+# rel_chemprot.sh. ARGS are the original positional arguments:
+#   1 init_checkpoint 2 train_batch_size 3 learning_rate 4 cased 5 precision 6 use_xla
+#   7 num_gpu 8 seq_length 9 bert_model 10 eval_batch_size 11 epochs
+# Trains (--do_train/--do_eval/--do_predict) into
+# <results>/tf_bert_biobert_<task>_<model>_<precision>_gbs<batch*num_gpu>_<datestamp>, then prints
+# the conlleval summary (NER) or runs biobert/re_eval.py (ChemProt).
+bb_finetune_main() {
+    local task="$1"; shift
+    bb_max_args 11 "$@"
+    bb_task_settings "$task"
+    local results; results="$(bb_results_dir)"
+    local init_checkpoint="${1:-}"
+    local train_batch_size="${2:-8}"
+    local learning_rate="${3:-$DEF_LR}"
+    local cased="${4:-false}"
+    local precision="${5:-fp16}"
+    local use_xla="${6:-true}"
+    local num_gpu="${7:-$(bb_default_num_gpu)}"
+    local seq_length="${8:-$DEF_SEQ}"
+    local bert_model="${9:-base}"
+    local eval_batch_size="${10:-$DEF_EVAL_BS}"
+    local epochs="${11:-$DEF_EPOCHS}"
+
+    bb_check_int train_batch_size "$train_batch_size"
+    bb_check_number learning_rate "$learning_rate"
+    bb_check_bool use_xla "$use_xla"
+    bb_check_int seq_length "$seq_length"
+    bb_check_int eval_batch_size "$eval_batch_size"
+    bb_check_number epochs "$epochs"
+    bb_set_casing "$cased"
+    bb_set_bert_dir "$bert_model"
+    init_checkpoint="${init_checkpoint:-$results/biobert_tf_${CASING_DIR_PREFIX}_${bert_model}/model.ckpt}"
+    bb_set_launcher "$num_gpu"
+    bb_set_model_file_flags "$init_checkpoint"
+
+    local gbs=$((train_batch_size * num_gpu))
+    local out="${OUTPUT_DIR:-$results/tf_bert_biobert_${TASK_TAG}_${bert_model}_${precision}_gbs${gbs}_$(bb_datestamp)}"
+    bb_mkdir "$out"
+    bb_info "Container nvidia build = ${NVIDIA_BUILD_ID:-none}; output: $out"
+    bb_info "precision $precision ($(bb_precision_flag "$precision")), XLA $use_xla, $num_gpu process(es)"
+
+    if [ "$TASK_NAME" = chemprot ]; then
+        bb_prepare_chemprot
+    fi
+    bb_run "${LAUNCHER[@]}" "$PYTHON" "$ENTRY" \
+        --do_prepare=true --do_train=true --do_eval=true --do_predict=true \
+        "--task_name=$TASK_NAME" \
+        "${MODEL_FILE_FLAGS[@]}" \
+        "--init_checkpoint=$init_checkpoint" \
+        "--num_train_epochs=$epochs" \
+        "--data_dir=$DATASET_DIR" \
+        "--output_dir=$out" \
+        "--dllog_path=$out/bert_dllog.json" \
+        "--learning_rate=$learning_rate" \
+        "--train_batch_size=$train_batch_size" \
+        "--eval_batch_size=$eval_batch_size" \
+        "--predict_batch_size=$eval_batch_size" \
+        "--max_seq_length=$seq_length" \
+        "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" "$CASE_FLAG"
+
+    if [ "$TASK_NAME" = chemprot ]; then
+        bb_chemprot_eval "$out"
+    else
+        bb_conlleval_summary "$out"
+    fi
+}
