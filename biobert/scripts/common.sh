@@ -419,3 +419,95 @@ bb_finetune_main() {
         bb_conlleval_summary "$out"
     fi
 }
+
+# bb_pretrain_main PHASE(1|2) ARGS...: the body of run_pretraining_pubmed_base_phase_{1,2}.sh.
+# Phase 1 ARGS: train_batch_size learning_rate cased precision use_xla num_gpu warmup_steps
+#   train_steps num_accumulation_steps save_checkpoint_steps eval_batch_size
+# Phase 2 ARGS: init_checkpoint, then the same list.
+# Checkpoints go to <results>/biobert_phase_<PHASE> (CHECKPOINTS_DIR overrides), the log to
+# <results>/tf_bert_bio_1n_phase<PHASE>_cased_<cased>_<precision>_gbs<N>.<datestamp>.log with
+# N = train_batch_size * num_gpu * num_accumulation_steps.
+bb_pretrain_main() {
+    local phase="$1"; shift
+    local init_checkpoint="" results seq max_pred
+    results="$(bb_results_dir)"
+    if [ "$phase" = 1 ]; then
+        bb_max_args 11 "$@"
+        set -- "" "$@"
+        seq=128; max_pred=20
+        local d_bs=128 d_lr=9.625e-5 d_warm=1953 d_steps=19531 d_acc=32 d_eval=80
+    else
+        bb_max_args 12 "$@"
+        init_checkpoint="${1:-}"
+        seq=512; max_pred=80
+        local d_bs=16 d_lr=2.9e-4 d_warm=434 d_steps=4340 d_acc=128 d_eval=26
+    fi
+    local train_batch_size="${2:-$d_bs}"
+    local learning_rate="${3:-$d_lr}"
+    local cased="${4:-false}"
+    local precision="${5:-fp16}"
+    local use_xla="${6:-true}"
+    local num_gpu="${7:-$(bb_default_num_gpu)}"
+    local warmup_steps="${8:-$d_warm}"
+    local train_steps="${9:-$d_steps}"
+    local num_accumulation_steps="${10:-$d_acc}"
+    local save_checkpoint_steps="${11:-5000}"
+    local eval_batch_size="${12:-$d_eval}"
+
+    bb_check_int train_batch_size "$train_batch_size"
+    bb_check_number learning_rate "$learning_rate"
+    bb_check_bool use_xla "$use_xla"
+    [[ "$warmup_steps" =~ ^[0-9]+$ ]] || bb_die "warmup_steps must be an integer, got '$warmup_steps'"
+    bb_check_int train_steps "$train_steps"
+    bb_check_int num_accumulation_steps "$num_accumulation_steps"
+    bb_check_int save_checkpoint_steps "$save_checkpoint_steps"
+    bb_check_int eval_batch_size "$eval_batch_size"
+    bb_set_casing "$cased"
+    bb_set_bert_dir base
+    bb_set_launcher "$num_gpu"
+
+    if [ "$phase" = 1 ]; then
+        init_checkpoint="${INIT_CHECKPOINT:-$BERT_DIR/bert_model.ckpt}"
+    else
+        local phase1_dir="$results/biobert_phase_1"
+        if [ -z "$init_checkpoint" ]; then
+            init_checkpoint="$(bb_latest_checkpoint "$phase1_dir")" \
+                || bb_die "no phase-1 checkpoint in $phase1_dir; pass it as the first argument"
+        elif [ -d "$init_checkpoint" ] && ! bb_is_hf_folder "$init_checkpoint"; then
+            init_checkpoint="$(bb_latest_checkpoint "$init_checkpoint" || echo "$init_checkpoint")"
+        fi
+    fi
+    bb_set_model_file_flags "$init_checkpoint" 0
+
+    local shards="${NUM_SHARDS:-1472}"
+    local tfrec="$DATA_ROOT/tfrecord/lower_case_${DO_LOWER_CASE}_seq_len_${seq}_max_pred_${max_pred}_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_${shards}_test_split_10/pubmed_baseline"
+    local input_dir="${INPUT_FILES_DIR:-$tfrec/training}"
+    local eval_dir="${EVAL_FILES_DIR:-$tfrec/test}"
+    local ckpt_dir="${CHECKPOINTS_DIR:-$results/biobert_phase_${phase}}"
+    local gbs=$((train_batch_size * num_gpu * num_accumulation_steps))
+    local logfile="$results/tf_bert_bio_1n_phase${phase}_cased_${cased}_${precision}_gbs${gbs}.$(bb_datestamp).log"
+    bb_mkdir "$ckpt_dir"
+    bb_info "Container nvidia build = ${NVIDIA_BUILD_ID:-none}"
+    bb_info "Phase $phase pre-training from $init_checkpoint into $ckpt_dir; logs written to $logfile"
+
+    bb_run_logged "$logfile" "${LAUNCHER[@]}" "$PYTHON" "$REPO_ROOT/run_pretraining.py" \
+        "--input_files_dir=$input_dir" \
+        "--eval_files_dir=$eval_dir" \
+        "--output_dir=$ckpt_dir" \
+        "${MODEL_FILE_FLAGS[@]}" \
+        "--dllog_path=$ckpt_dir/bert_dllog.json" \
+        --do_train=true --do_eval=true \
+        --optimizer_type=lamb \
+        "--train_batch_size=$train_batch_size" \
+        "--eval_batch_size=$eval_batch_size" \
+        "--max_seq_length=$seq" \
+        "--max_predictions_per_seq=$max_pred" \
+        "--num_train_steps=$train_steps" \
+        "--num_warmup_steps=$warmup_steps" \
+        "--save_checkpoints_steps=$save_checkpoint_steps" \
+        "--num_accumulation_steps=$num_accumulation_steps" \
+        "--learning_rate=$learning_rate" \
+        --report_loss \
+        "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" \
+        "--init_checkpoint=$init_checkpoint"
+}
