@@ -326,8 +326,8 @@ def _decode(sentence, feature, probs, label_map):
                            f"its first sub-word, used the best word label {best!r}")
     if kept < len(sentence):
         pred_labels.extend([OUTSIDE] * (len(sentence) - kept))
-        reasons.append(f"words {kept + 1}-{len(sentence)} cut off by the max_seq_length "
-                       f"truncation, predicted {OUTSIDE!r}")
+        cut = f"word {kept + 1}" if kept + 1 == len(sentence) else f"words {kept + 1}-{len(sentence)}"
+        reasons.append(f"{cut} cut off by the max_seq_length truncation, predicted {OUTSIDE!r}")
     return pred_labels, raw_labels, reasons
 
 
