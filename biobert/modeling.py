@@ -1,0 +1,290 @@
+"""The BERT encoder and its heads, as Keras 3 layers whose weights carry Google's checkpoint names.
+
+Shapes: B = batch, T = sequence length, H = hidden size, N = attention heads, D = H / N, V = vocabulary,
+L = number of labels. Every layer records the Google scope of its weights (``bert/encoder/layer_3/attention/
+self/query``), and ``variable_map(model)`` returns {google_name: variable}; loading any checkpoint is a lookup
+in that map (see biobert.checkpoints).
+"""
+import math
+
+import keras
+from keras import ops
+
+from biobert.config import BertConfig
+
+
+def _init(config):
+    return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+def gelu(x):
+    """Exact GELU, x * Phi(x) (BERT's 'gelu' in Hugging Face configs)."""
+    return 0.5 * x * (1.0 + ops.erf(x / math.sqrt(2.0)))
+
+
+def gelu_tanh(x):
+    """GELU with the tanh approximation (Google's original modeling.py)."""
+    return 0.5 * x * (1.0 + ops.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * ops.power(x, 3))))
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "gelu_pytorch_tanh": gelu_tanh, "gelu_tanh": gelu_tanh,
+               "relu": ops.relu, "tanh": ops.tanh, "swish": ops.silu, "silu": ops.silu}
+
+
+def activation(name):
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown hidden_act {name!r}; known: {sorted(ACTIVATIONS)}") from None
+
+
+def dense(units, config, scope, act=None):
+    layer = keras.layers.Dense(units, activation=act, kernel_initializer=_init(config), name=scope.split("/")[-1])
+    layer.scope = scope
+    return layer
+
+
+def layer_norm(config, scope):
+    layer = keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name="LayerNorm")
+    layer.scope = scope + "/LayerNorm"
+    return layer
+
+
+class BertEmbeddings(keras.layers.Layer):
+    """Word + position + token-type embeddings, LayerNorm, dropout: ids [B, T] -> [B, T, H]."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(name="embeddings", **kwargs)
+        self.config = config
+        self.scope = "bert/embeddings"
+        self.layer_norm = layer_norm(config, self.scope)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+
+    def build(self, input_shape):
+        c = self.config
+        self.word_embeddings = self.add_weight(
+            name="word_embeddings", shape=(c.vocab_size, c.hidden_size), initializer=_init(c))
+        self.token_type_embeddings = self.add_weight(
+            name="token_type_embeddings", shape=(c.type_vocab_size, c.hidden_size), initializer=_init(c))
+        self.position_embeddings = self.add_weight(
+            name="position_embeddings", shape=(c.max_position_embeddings, c.hidden_size), initializer=_init(c))
+        self.layer_norm.build((None, None, c.hidden_size))
+
+    def call(self, input_ids, segment_ids, training=False):
+        length = ops.shape(input_ids)[1]
+        x = ops.take(self.word_embeddings, input_ids, axis=0)                       # [B, T, H]
+        x = x + ops.take(self.token_type_embeddings, segment_ids, axis=0)
+        x = x + ops.expand_dims(self.position_embeddings[:length], 0)
+        return self.dropout(self.layer_norm(x), training=training)
+
+
+class BertSelfAttention(keras.layers.Layer):
+    """Multi-head self-attention: x [B, T, H], input_mask [B, T] (1 = token, 0 = padding) -> context [B, T, H]."""
+
+    def __init__(self, config, scope, **kwargs):
+        super().__init__(name="self", **kwargs)
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = dense(config.hidden_size, config, scope + "/query")
+        self.key = dense(config.hidden_size, config, scope + "/key")
+        self.value = dense(config.hidden_size, config, scope + "/value")
+        self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+
+    def _heads(self, x):                                                              # [B, T, H] -> [B, N, T, D]
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        return ops.transpose(ops.reshape(x, (batch, length, self.num_heads, self.head_size)), (0, 2, 1, 3))
+
+    def call(self, x, input_mask, training=False):
+        # 0 where attention is allowed, -10000 where the key is padding: [B, 1, 1, T], float32.
+        mask_bias = (1.0 - ops.cast(input_mask, "float32")[:, None, None, :]) * -10000.0
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(self.head_size))  # [B, N, T, T]
+        scores = ops.cast(scores, "float32") + mask_bias
+        probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+        probs = self.dropout(probs, training=training)
+        context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))                   # [B, T, N, D]
+        return ops.reshape(context, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads * self.head_size))
+
+
+class BertLayer(keras.layers.Layer):
+    """One transformer block (post-LayerNorm, as BERT): [B, T, H] -> [B, T, H]."""
+
+    def __init__(self, config, index, **kwargs):
+        super().__init__(name=f"layer_{index}", **kwargs)
+        scope = f"bert/encoder/layer_{index}"
+        self.attention = BertSelfAttention(config, scope + "/attention/self")
+        self.attention_output = dense(config.hidden_size, config, scope + "/attention/output/dense")
+        self.attention_norm = layer_norm(config, scope + "/attention/output")
+        self.intermediate = dense(config.intermediate_size, config, scope + "/intermediate/dense",
+                                  act=activation(config.hidden_act))
+        self.output_dense = dense(config.hidden_size, config, scope + "/output/dense")
+        self.output_norm = layer_norm(config, scope + "/output")
+        self.dropout1 = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.dropout2 = keras.layers.Dropout(config.hidden_dropout_prob)
+
+    def call(self, x, input_mask, training=False):
+        attended = self.attention_output(self.attention(x, input_mask, training=training))
+        x = self.attention_norm(x + self.dropout1(attended, training=training))
+        out = self.output_dense(self.intermediate(x))
+        return self.output_norm(x + self.dropout2(out, training=training))
+
+
+class BertModel(keras.layers.Layer):
+    """The encoder: (input_ids, input_mask, segment_ids) [B, T] -> (sequence_output [B, T, H], pooled [B, H])."""
+
+    def __init__(self, config: BertConfig, **kwargs):
+        super().__init__(name="bert", **kwargs)
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder_layers = [BertLayer(config, i) for i in range(config.num_hidden_layers)]
+        self.pooler = dense(config.hidden_size, config, "bert/pooler/dense", act="tanh")
+
+    def call(self, input_ids, input_mask, segment_ids, training=False):
+        x = self.embeddings(input_ids, segment_ids, training=training)
+        input_mask = ops.cast(input_mask, "int32")
+        for layer in self.encoder_layers:
+            x = layer(x, input_mask, training=training)
+        pooled = self.pooler(x[:, 0])
+        return x, pooled
+
+
+class ClassifierHead(keras.layers.Layer):
+    """Dropout + ``output_weights`` [L, H] / ``output_bias`` [L], as Google's run_classifier / BioBERT run_ner.
+
+    features [..., H] -> logits [..., L] (float32).
+    """
+
+    def __init__(self, num_labels, config, dropout=0.1, **kwargs):
+        super().__init__(name="classifier", **kwargs)
+        self.num_labels = num_labels
+        self.config = config
+        self.scope = ""
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape):
+        self.output_weights = self.add_weight(
+            name="output_weights", shape=(self.num_labels, self.config.hidden_size),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.num_labels,), initializer="zeros")
+
+    def call(self, features, training=False):
+        features = self.dropout(features, training=training)
+        logits = ops.matmul(features, ops.transpose(self.output_weights)) + self.output_bias
+        return ops.cast(logits, "float32")
+
+
+class PretrainingHeads(keras.layers.Layer):
+    """Masked-LM head tied to the word embeddings, and the next-sentence head (Google's ``cls/...`` names).
+
+    sequence_output [B, T, H], pooled [B, H], masked_lm_positions [B, P] ->
+    (mlm_logits [B, P, V], nsp_logits [B, 2]), float32.
+    """
+
+    def __init__(self, config, embeddings: BertEmbeddings, **kwargs):
+        super().__init__(name="cls", **kwargs)
+        self.config = config
+        self.embeddings = embeddings
+        self.transform = dense(config.hidden_size, config, "cls/predictions/transform/dense",
+                               act=activation(config.hidden_act))
+        self.transform_norm = layer_norm(config, "cls/predictions/transform")
+
+    def build(self, input_shape):
+        c = self.config
+        self.mlm_scope, self.nsp_scope = "cls/predictions", "cls/seq_relationship"
+        self.mlm_bias = self.add_weight(name="output_bias", shape=(c.vocab_size,), initializer="zeros")
+        self.nsp_weights = self.add_weight(name="output_weights", shape=(2, c.hidden_size), initializer=_init(c))
+        self.nsp_bias = self.add_weight(name="output_bias", shape=(2,), initializer="zeros")
+
+    def call(self, sequence_output, pooled, masked_lm_positions):
+        gathered = ops.take_along_axis(sequence_output, ops.expand_dims(masked_lm_positions, -1), axis=1)
+        h = self.transform_norm(self.transform(gathered))                                  # [B, P, H]
+        word_embeddings = ops.cast(self.embeddings.word_embeddings, h.dtype)
+        mlm_logits = ops.matmul(h, ops.transpose(word_embeddings)) + ops.cast(self.mlm_bias, h.dtype)
+        nsp_logits = ops.matmul(pooled, ops.transpose(ops.cast(self.nsp_weights, pooled.dtype)))
+        nsp_logits = nsp_logits + ops.cast(self.nsp_bias, pooled.dtype)
+        return ops.cast(mlm_logits, "float32"), ops.cast(nsp_logits, "float32")
+
+
+class BertClassifier(keras.Model):
+    """BERT + a classifier over every token (``per_token=True``, NER) or over the pooled [CLS] (RE).
+
+    inputs: dict with input_ids, input_mask, segment_ids [B, T] -> logits [B, T, L] or [B, L].
+    """
+
+    def __init__(self, config, num_labels, per_token, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.per_token = per_token
+        self.bert = BertModel(config)
+        self.classifier = ClassifierHead(num_labels, config, dropout=config.hidden_dropout_prob)
+        if per_token:
+            self.bert.pooler.trainable = False      # unused by a per-token head: no gradient, no update
+
+    def call(self, inputs, training=False):
+        sequence_output, pooled = self.bert(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"],
+                                            training=training)
+        return self.classifier(sequence_output if self.per_token else pooled, training=training)
+
+
+class BertPretrainer(keras.Model):
+    """BERT + masked-LM and next-sentence heads: inputs dict -> (mlm_logits [B, P, V], nsp_logits [B, 2])."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = PretrainingHeads(config, self.bert.embeddings)
+
+    def call(self, inputs, training=False):
+        sequence_output, pooled = self.bert(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"],
+                                            training=training)
+        return self.cls(sequence_output, pooled, inputs["masked_lm_positions"])
+
+
+def dummy_inputs(model, length=8):
+    """A batch of two all-[PAD]-free sequences, enough to build every weight of ``model``."""
+    ids = ops.ones((2, length), dtype="int32")
+    inputs = {"input_ids": ids, "input_mask": ids, "segment_ids": ops.zeros((2, length), dtype="int32")}
+    if isinstance(model, BertPretrainer):
+        inputs["masked_lm_positions"] = ops.zeros((2, 2), dtype="int32")
+    return inputs
+
+
+def build(model):
+    """Create all of ``model``'s weights by calling it once on dummy inputs; returns the model."""
+    model(dummy_inputs(model), training=False)
+    return model
+
+
+def variable_map(model):
+    """{Google checkpoint name: keras variable} for every weight of a built BertClassifier/BertPretrainer."""
+    names = {}
+    bert = model.bert
+    emb = bert.embeddings
+    for var in (emb.word_embeddings, emb.token_type_embeddings, emb.position_embeddings):
+        names[f"{emb.scope}/{var.name}"] = var
+    leaves = [emb.layer_norm, bert.pooler]
+    for layer in bert.encoder_layers:
+        leaves += [layer.attention.query, layer.attention.key, layer.attention.value, layer.attention_output,
+                   layer.attention_norm, layer.intermediate, layer.output_dense, layer.output_norm]
+    if isinstance(model, BertPretrainer):
+        cls = model.cls
+        leaves += [cls.transform, cls.transform_norm]
+        names["cls/predictions/output_bias"] = cls.mlm_bias
+        names["cls/seq_relationship/output_weights"] = cls.nsp_weights
+        names["cls/seq_relationship/output_bias"] = cls.nsp_bias
+    else:
+        names["output_weights"] = model.classifier.output_weights
+        names["output_bias"] = model.classifier.output_bias
+    for leaf in leaves:
+        for var in leaf.weights:
+            names[f"{leaf.scope}/{var.name}"] = var
+    expected = len(model.weights)
+    if len(names) != expected:
+        raise AssertionError(f"variable_map covers {len(names)} of {expected} weights")
+    return names
+
+
+def is_bert_variable(name):
+    """True for encoder weights (``bert/...``); False for task heads (``output_*``, ``cls/...``)."""
+    return name.startswith("bert/")

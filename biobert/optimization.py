@@ -1,0 +1,140 @@
+"""Learning-rate schedule and optimizers: AdamW-style (fine-tuning) and LAMB (pre-training), as in BERT.
+
+Both are Keras 3 optimizers, so distribution (gradient all-reduce), global-norm clipping and dynamic loss
+scaling (keras.optimizers.LossScaleOptimizer) come from Keras. What they add over Keras' own AdamW / Lamb:
+  * decoupled weight decay inside the update, skipped for LayerNorm and bias variables (Google's exclusions);
+  * LAMB as NVIDIA's: the trust ratio ||w|| / ||adam_update + wd * w|| (Keras' Lamb leaves weight decay out of
+    the ratio); bias correction counts steps from 1 (the TF1 LAMB divided by zero on its first step: fixed).
+"""
+import keras
+from keras import ops
+
+WEIGHT_DECAY_EXCLUDE = ("LayerNorm", "layer_norm", "bias")
+
+
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then polynomial decay to ``end`` at ``total_steps``.
+
+    With power 1.0 this is BERT's linear warm-up + linear decay (the decay runs over all ``total_steps``, as in
+    Google's code). ``step`` is the optimizer's 0-based iteration; during warm-up update k (from 1) uses
+    peak * k / warmup_steps, so the first update is not wasted on a zero rate as in Google's code.
+    """
+
+    def __init__(self, peak, total_steps, warmup_steps=0, end=0.0, power=1.0):
+        self.peak = float(peak)
+        self.total_steps = max(int(total_steps), 1)
+        self.warmup_steps = int(warmup_steps)
+        self.end = float(end)
+        self.power = float(power)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        total = float(self.total_steps)
+        progress = ops.minimum(step, total) / total
+        decayed = (self.peak - self.end) * ops.power(1.0 - progress, self.power) + self.end
+        if self.warmup_steps <= 0:
+            return decayed
+        warm = self.peak * (step + 1.0) / float(self.warmup_steps)
+        return ops.where(step < float(self.warmup_steps), warm, decayed)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+                "end": self.end, "power": self.power}
+
+
+class AdamWeightDecay(keras.optimizers.Optimizer):
+    """Adam with bias correction and decoupled weight decay: w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * w).
+
+    Slots ``m`` and ``v`` per variable (saved as ``<name>/adam_m`` and ``<name>/adam_v``).
+    """
+
+    def __init__(self, learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 exclude_from_weight_decay=WEIGHT_DECAY_EXCLUDE, name="adam_weight_decay", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.weight_decay_rate = weight_decay_rate
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.decay_exclusions = tuple(exclude_from_weight_decay)
+        self._decay_names = {}
+
+    def set_variable_names(self, names):
+        """``names``: {Google name: variable}; decides weight decay by name (LayerNorm, bias are excluded)."""
+        self._decay_names = {self._var_key(v): n for n, v in names.items()}
+
+    def _decays(self, variable):
+        name = self._decay_names.get(self._var_key(variable))
+        if name is None:
+            name = getattr(variable, "path", None) or variable.name
+        return self.weight_decay_rate > 0 and not any(part in name for part in self.decay_exclusions)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self.m = self.add_optimizer_variables(var_list, "m")
+        self.v = self.add_optimizer_variables(var_list, "v")
+
+    def slots(self, variable):
+        index = self._get_variable_index(variable)
+        return {"adam_m": self.m[index], "adam_v": self.v[index]}
+
+    def _adam_direction(self, gradient, variable):
+        """Updates the moments and returns the bias-corrected Adam direction plus weight decay (float32)."""
+        index = self._get_variable_index(variable)
+        m, v = self.m[index], self.v[index]
+        gradient = ops.cast(gradient, variable.dtype)
+        step = ops.cast(self.iterations + 1, variable.dtype)          # counts from 1: no division by zero
+        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
+        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient))
+        m_hat = m / (1.0 - ops.power(self.beta_1, step))
+        v_hat = v / (1.0 - ops.power(self.beta_2, step))
+        update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
+        if self._decays(variable):
+            update = update + self.weight_decay_rate * variable
+        return update
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        self.assign_sub(variable, lr * self._adam_direction(gradient, variable))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"weight_decay_rate": self.weight_decay_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
+                       "epsilon": self.epsilon, "exclude_from_weight_decay": list(self.decay_exclusions)})
+        return config
+
+
+class Lamb(AdamWeightDecay):
+    """LAMB (You et al.), NVIDIA's form: r = m_hat/(sqrt(v_hat)+eps) + wd*w; w -= lr * (||w||/||r||) * r.
+
+    The trust ratio is 1 when either norm is zero.
+    """
+
+    def __init__(self, learning_rate, name="lamb", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        update = self._adam_direction(gradient, variable)
+        w_norm = ops.sqrt(ops.sum(ops.square(variable)))
+        u_norm = ops.sqrt(ops.sum(ops.square(update)))
+        ratio = ops.where((w_norm > 0) & (u_norm > 0), w_norm / ops.maximum(u_norm, 1e-30), 1.0)
+        self.assign_sub(variable, lr * ratio * update)
+
+
+def create_optimizer(kind, schedule, weight_decay_rate=0.01, clip_norm=1.0, loss_scale=None):
+    """``kind`` 'adam' or 'lamb'; ``loss_scale`` an initial dynamic loss scale (float16) or None.
+
+    Returns (optimizer to call apply on, the inner AdamWeightDecay/Lamb).
+    """
+    kwargs = {"weight_decay_rate": weight_decay_rate}
+    if clip_norm:
+        kwargs["global_clipnorm"] = clip_norm
+    if kind == "adam":
+        inner = AdamWeightDecay(schedule, **kwargs)
+    elif kind == "lamb":
+        inner = Lamb(schedule, **kwargs)
+    else:
+        raise ValueError(f"unknown optimizer_type {kind!r} (use 'lamb' or 'adam')")
+    if loss_scale:
+        return keras.optimizers.LossScaleOptimizer(inner, initial_scale=float(loss_scale)), inner
+    return inner, inner
