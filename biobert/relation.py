@@ -1,0 +1,96 @@
+"""ChemProt relation extraction data: the tsv reader, BERT features and the prediction file.
+
+Input rows (data/ChemProtTextFormatting.py output): ``index<TAB>sentence<TAB>label`` after a header
+line, the sentence carrying the ``@CHEMICAL$`` and ``@GENE$`` masks, the label one of LABELS.
+"""
+import collections
+
+import numpy as np
+
+from biobert.errors import InputError, require_file
+from biobert.fileio import atomic_open
+
+LABELS = ["CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9", "false"]
+LABEL_IDS = {label: index for index, label in enumerate(LABELS)}
+NEGATIVE_LABEL = "false"
+
+Example = collections.namedtuple("Example", "guid text label line")
+Example.__doc__ = "One pair: guid (PMID.T#.T#), masked sentence, label (str), 1-based file line."
+
+
+def read_re_tsv(path, with_header=True):
+    """Read a formatted ChemProt tsv into a list of Example.
+
+    Each data line must have exactly three tab-separated fields and a label from LABELS.
+    Raises InputError naming file and line for a bad row or an unknown label, and for a file
+    without data rows.
+    """
+    path = require_file(path, "relation tsv")
+    examples = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not UTF-8 text ({err})", path=path) from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        if with_header and number == 1:
+            if len(line.split("\t")) != 3:
+                raise InputError("header must have three tab-separated columns "
+                                 "(index, sentence, label)", path=path, line=number)
+            continue
+        if not line.strip():
+            raise InputError("empty line", path=path, line=number)
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise InputError(f"expected 3 tab-separated columns (index, sentence, label), "
+                             f"found {len(fields)}", path=path, line=number)
+        guid, text, label = fields
+        if label not in LABEL_IDS:
+            raise InputError(f"unknown label {label!r} (expected one of {', '.join(LABELS)})",
+                             path=path, line=number)
+        if not text.strip():
+            raise InputError("empty sentence", path=path, line=number)
+        examples.append(Example(guid, text, label, number))
+    if not examples:
+        raise InputError("no examples (empty file)", path=path)
+    return examples
+
+
+def convert_example(example, tokenizer, max_seq_length):
+    """BERT features of one Example.
+
+    Returns {"input_ids": int32[L], "segment_ids": int32[L], "label": int} with
+    L = min(len(tokens) + 2, max_seq_length): ``[CLS] tokens [SEP]``, tokens truncated from the
+    end so the sequence fits. Not padded. ``tokenizer`` needs tokenize() and
+    convert_tokens_to_ids() (biobert.tokenization.FullTokenizer).
+    """
+    if max_seq_length < 3:
+        raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
+    tokens = tokenizer.tokenize(example.text)[: max_seq_length - 2]
+    ids = tokenizer.convert_tokens_to_ids(["[CLS]"] + tokens + ["[SEP]"])
+    return {
+        "input_ids": np.asarray(ids, dtype=np.int32),
+        "segment_ids": np.zeros(len(ids), dtype=np.int32),
+        "label": LABEL_IDS[example.label],
+    }
+
+
+def convert_examples(examples, tokenizer, max_seq_length):
+    """convert_example() over a list; returns a list of feature dicts in the same order."""
+    return [convert_example(example, tokenizer, max_seq_length) for example in examples]
+
+
+def write_test_results(path, probs):
+    """Write class probabilities, one line per row, tab-separated in LABELS order, no header.
+
+    ``probs``: array-like of shape [num_rows, len(LABELS)]. Written atomically.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(LABELS):
+        raise ValueError(f"probabilities must have shape [rows, {len(LABELS)}], got {probs.shape}")
+    with atomic_open(path, "w") as handle:
+        for row in probs:
+            handle.write("\t".join(f"{p:.9g}" for p in row) + "\n")
