@@ -79,17 +79,22 @@ class TrainingInstance:
 
     tokens: list of ids after masking; segment_ids: 0 for [CLS] A [SEP], 1 for B [SEP];
     masked_lm_positions: sorted positions chosen for prediction; masked_lm_labels: the original ids
-    there; is_random_next: True when B comes from another document.
+    there; is_random_next: True when B comes from another document; num_segments: how many
+    sentences the document chunk had (a one-sentence chunk always gets a random B, as in Google's
+    code, so the overall random share is a little above 50%). num_segments is not written out.
     """
 
-    __slots__ = ("tokens", "segment_ids", "masked_lm_positions", "masked_lm_labels", "is_random_next")
+    __slots__ = ("tokens", "segment_ids", "masked_lm_positions", "masked_lm_labels", "is_random_next",
+                 "num_segments")
 
-    def __init__(self, tokens, segment_ids, masked_lm_positions, masked_lm_labels, is_random_next):
+    def __init__(self, tokens, segment_ids, masked_lm_positions, masked_lm_labels, is_random_next,
+                 num_segments=None):
         self.tokens = tokens
         self.segment_ids = segment_ids
         self.masked_lm_positions = masked_lm_positions
         self.masked_lm_labels = masked_lm_labels
         self.is_random_next = is_random_next
+        self.num_segments = num_segments
 
 
 def expand_input_files(spec):
@@ -238,7 +243,7 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
             segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
             tokens, positions, labels = create_masked_lm_predictions(
                 tokens, masked_lm_prob, max_predictions_per_seq, vocab_info, rng, do_whole_word_mask)
-            instances.append(TrainingInstance(tokens, segment_ids, positions, labels, is_random_next))
+            instances.append(TrainingInstance(tokens, segment_ids, positions, labels, is_random_next, len(chunk)))
             chunk, chunk_len = [], 0
         i += 1
     return instances
