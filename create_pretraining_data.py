@@ -1,4 +1,4 @@
-"""Create BERT pre-training TFRecords from sentence-per-line text (Google BERT's flags).
+r"""Create BERT pre-training TFRecords from sentence-per-line text (Google BERT's flags).
 
 Input: one sentence per line, a blank line between documents. Output: one TFRecord file with
 input_ids, input_mask, segment_ids, masked_lm_positions, masked_lm_ids, masked_lm_weights and
