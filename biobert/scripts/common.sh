@@ -284,9 +284,10 @@ bb_latest_checkpoint() {
 # bb_collect_perf MODE(train|infer) FILE...: read run logs and dllogger files and print
 #   Throughput Average (sentences/sec) = X
 #   Latency Confidence Level P (ms) = Y      for P in 50 90 95 99 100 (when logged)
-# DLLL lines are parsed generically: any numeric data key containing "throughput" (train mode
-# takes the last one whose key contains "train", infer mode the last other one) or "latency"
-# plus a percentile number. Plain log lines in the original's wording are the fallback.
+# DLLL lines are parsed generically: any numeric data key containing "throughput" or "latency"
+# plus a percentile number (latency_p50_ms, ...). Training throughput is logged per window, so
+# train mode averages the non-zero "train" values; infer mode takes the last non-train value.
+# Plain log lines in the original's wording are the fallback.
 bb_collect_perf() {
     "${PYTHON_HELPER:-python3}" - "$@" <<'PY'
 import json, os, re, sys
@@ -329,8 +330,8 @@ for path in paths:
                 txt_lat[int(m.group(1))] = float(m.group(2))
 
 if mode == "train":
-    picks = [v for k, v in dl_thr if "train" in k]
-    thr = picks[-1] if picks else (txt_thr[0] if txt_thr else None)
+    picks = [v for k, v in dl_thr if "train" in k and v > 0]
+    thr = sum(picks) / len(picks) if picks else (txt_thr[0] if txt_thr else None)
 else:
     picks = [v for k, v in dl_thr if "train" not in k]
     thr = picks[-1] if picks else (txt_thr[-1] if txt_thr else None)
@@ -479,7 +480,7 @@ bb_pretrain_main() {
     fi
     bb_set_model_file_flags "$init_checkpoint" 0
 
-    local shards="${NUM_SHARDS:-1472}"
+    local shards="${NUM_SHARDS:-${N_TRAINING_SHARDS:-1472}}"
     local tfrec="$DATA_ROOT/tfrecord/lower_case_${DO_LOWER_CASE}_seq_len_${seq}_max_pred_${max_pred}_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_${shards}_test_split_10/pubmed_baseline"
     local input_dir="${INPUT_FILES_DIR:-$tfrec/training}"
     local eval_dir="${EVAL_FILES_DIR:-$tfrec/test}"
