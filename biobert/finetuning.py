@@ -1,0 +1,321 @@
+"""The fine-tuning job shared by run_ner.py and run_re.py: data -> features -> Trainer -> eval -> predictions.
+
+A task adapter supplies what differs: reading its files, the head (per token or pooled), the loss, the
+evaluation figures and the prediction files. Everything else (strategy, precision, XLA, schedule, checkpoints,
+resume, logging) is the shared core's.
+"""
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from biobert import checkpoints, conlleval, distribution, modeling, ner, re_eval, relation, training
+from biobert.config import BertConfig
+from biobert.dllogger import RunLog
+from biobert.errors import InputError
+from biobert.fileio import atomic_write_text
+from biobert.tokenization import FullTokenizer
+
+
+def softmax(logits):
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _file(data_dir, *names):
+    for name in names:
+        path = os.path.join(data_dir, name)
+        if os.path.isfile(path):
+            return path
+    raise InputError(f"none of {', '.join(names)} found in the data directory", path=data_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Task adapters
+
+class NerTask:
+    """BC5CDR-style token classification; labels from the data (X, [CLS], [SEP] added), id 0 = padding."""
+    per_token = True
+    label_file = "label_map.json"
+
+    def __init__(self, label_scheme="original", max_words=30):
+        if label_scheme not in ("original", "first_subword"):
+            raise InputError(f"unknown --ner_label_scheme {label_scheme!r} (use 'original' or 'first_subword')")
+        self.label_scheme = label_scheme
+        self.max_words = max_words
+        self.label_map = None
+
+    def read(self, data_dir, split):
+        if split == "train":
+            sentences = []
+            for name in ("train.tsv", "devel.tsv"):   # the recipe trains on train + devel
+                path = os.path.join(data_dir, name)
+                if name == "train.tsv" or os.path.isfile(path):
+                    sentences += ner.read_ner_file(_file(data_dir, name), self.max_words)
+            return sentences
+        name = {"eval": ("devel.tsv", "dev.tsv"), "test": ("test.tsv",)}[split]
+        return ner.read_ner_file(_file(data_dir, *name), self.max_words)
+
+    def prepare_labels(self, output_dir, train_examples, init_checkpoint):
+        saved = os.path.join(output_dir, self.label_file)
+        candidates = [saved]
+        if init_checkpoint:
+            base = init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint)
+            candidates.append(os.path.join(base, self.label_file))
+        existing = next((p for p in candidates if os.path.isfile(p)), None)
+        if existing:
+            self.label_map = ner.LabelMap.from_json(existing)
+            if train_examples:
+                ner.check_labels(train_examples, self.label_map)
+        elif train_examples:
+            self.label_map = ner.LabelMap.from_sentences([train_examples])
+        else:
+            raise InputError(f"no {self.label_file} in output_dir or beside --init_checkpoint: predicting needs "
+                             "the label map saved by the training run", path=output_dir)
+        return self.label_map
+
+    def save_labels(self, output_dir):
+        self.label_map.to_json(os.path.join(output_dir, self.label_file))
+
+    @property
+    def num_labels(self):
+        return self.label_map.num_labels
+
+    def features(self, examples, tokenizer, max_seq_length):
+        ner.check_labels(examples, self.label_map)
+        feats = ner.convert_sentences(examples, tokenizer, self.label_map, max_seq_length)
+        for f in feats:
+            weights = f["first_subword"] if self.label_scheme == "first_subword" else np.ones_like(f["input_ids"])
+            f["loss_weights"] = weights.astype(np.float32)
+        return feats
+
+    def loss_fn(self, batch, logits):
+        weights = tf.cast(batch["loss_weights"], tf.float32)
+        ce = tf.keras.losses.sparse_categorical_crossentropy(batch["label_ids"], logits, from_logits=True)
+        return tf.reduce_sum(ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+    def outputs(self, features, logits_by_example):
+        return [softmax(lg[: len(f["input_ids"])]) for f, lg in zip(features, logits_by_example)]
+
+    def evaluate(self, examples, features, probs):
+        lines = []
+        for sentence, feature, p in zip(examples, features, probs):
+            pred, _, _ = ner.decode_sentence(sentence, feature, p, self.label_map)
+            lines += [f"{w} {g} {q}" for w, g, q in zip(sentence.words, sentence.labels, pred)] + [""]
+        loss = _mean_loss(features, probs, "label_ids", "loss_weights")
+        m = conlleval.metrics(conlleval.evaluate(lines))
+        return {"eval_precision": m["precision"], "eval_recall": m["recall"], "eval_f1": m["f1"],
+                "eval_accuracy": m["accuracy"], "eval_loss": loss}
+
+    def write_predictions(self, output_dir, examples, features, probs, log):
+        counts, report = ner.write_prediction_files(output_dir, examples, features, probs, self.label_map)
+        for line in report.splitlines():
+            log.info(line)
+        m = conlleval.metrics(counts)
+        return {"test_precision": m["precision"], "test_recall": m["recall"], "test_f1": m["f1"]}
+
+
+class RelationTask:
+    """ChemProt-style sentence classification on the pooled [CLS] into relation.LABELS."""
+    per_token = False
+    num_labels = len(relation.LABELS)
+
+    def read(self, data_dir, split):
+        name = {"train": ("train.tsv",), "eval": ("dev.tsv", "devel.tsv"), "test": ("test.tsv",)}[split]
+        return relation.read_re_tsv(_file(data_dir, *name))
+
+    def prepare_labels(self, output_dir, train_examples, init_checkpoint):
+        return relation.LABELS
+
+    def save_labels(self, output_dir):
+        pass
+
+    def features(self, examples, tokenizer, max_seq_length):
+        return relation.convert_examples(examples, tokenizer, max_seq_length)
+
+    def loss_fn(self, batch, logits):
+        valid = tf.cast(batch["valid"], tf.float32)
+        ce = tf.keras.losses.sparse_categorical_crossentropy(batch["label"], logits, from_logits=True)
+        return tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+
+    def outputs(self, features, logits_by_example):
+        return [softmax(lg) for lg in logits_by_example]
+
+    def evaluate(self, examples, features, probs):
+        pred = [relation.LABELS[int(np.argmax(p))] for p in probs]
+        result = re_eval.evaluate(pred, [e.label for e in examples])
+        loss = float(np.mean([-math.log(max(p[f["label"]], 1e-12)) for f, p in zip(features, probs)]))
+        return {"eval_accuracy": result["accuracy"], "eval_loss": loss, "eval_precision": result["precision"],
+                "eval_recall": result["recall"], "eval_f1": result["f1"]}
+
+    def write_predictions(self, output_dir, examples, features, probs, log):
+        relation.write_test_results(os.path.join(output_dir, "test_results.tsv"), np.stack(probs))
+        pred = [relation.LABELS[int(np.argmax(p))] for p in probs]
+        result = re_eval.evaluate(pred, [e.label for e in examples])
+        log.info(f"test micro-F1 over CPR classes (false excluded): {100 * result['f1']:.2f}% "
+                 f"(P {100 * result['precision']:.2f}%, R {100 * result['recall']:.2f}%)")
+        return {"test_precision": result["precision"], "test_recall": result["recall"], "test_f1": result["f1"]}
+
+
+def _mean_loss(features, probs, label_key, weight_key):
+    total, weight = 0.0, 0.0
+    for f, p in zip(features, probs):
+        w = f[weight_key]
+        picked = p[np.arange(len(f[label_key])), f[label_key]]
+        total += float(-(np.log(np.maximum(picked, 1e-12)) * w).sum())
+        weight += float(w.sum())
+    return total / max(weight, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The job
+
+def resolve_model_files(bert_config_file, vocab_file, init_checkpoint):
+    """Config and vocab paths; a Hugging Face folder given as init_checkpoint supplies the missing ones."""
+    folder = checkpoints.hf_folder(init_checkpoint) if init_checkpoint else None
+    if not bert_config_file and folder and os.path.isfile(os.path.join(folder, "config.json")):
+        bert_config_file = os.path.join(folder, "config.json")
+    if not vocab_file and folder and os.path.isfile(os.path.join(folder, "vocab.txt")):
+        vocab_file = os.path.join(folder, "vocab.txt")
+    if not bert_config_file:
+        raise InputError("--bert_config_file is required (or an --init_checkpoint folder with config.json)")
+    if not vocab_file:
+        raise InputError("--vocab_file is required (or an --init_checkpoint folder with vocab.txt)")
+    return bert_config_file, vocab_file
+
+
+def write_results(path, results):
+    atomic_write_text(path, "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))
+
+
+def run(task, FLAGS):
+    """Train / evaluate / predict as the flags say. Returns a dict of the figures written."""
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+        raise InputError("at least one of --do_train, --do_eval or --do_predict must be true")
+    for name in ("data_dir", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise InputError(f"--{name} is required")
+    if not os.path.isdir(FLAGS.data_dir):
+        raise InputError("data directory not found", path=FLAGS.data_dir)
+    config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint)
+    bert_config = BertConfig.from_json_file(config_file)
+    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+        raise InputError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's max_position_embeddings "
+                         f"{bert_config.max_position_embeddings}", path=config_file)
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    runtime = distribution.setup(amp=FLAGS.amp, use_xla=FLAGS.use_xla, horovod=FLAGS.horovod,
+                                 log=lambda text: print(text, flush=True))
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    log = RunLog(FLAGS.dllog_path, enabled=runtime.is_chief)
+    log.parameters(_flag_values(FLAGS))
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=FLAGS.do_lower_case)
+
+    splits = {}
+    if FLAGS.do_train:
+        splits["train"] = task.read(FLAGS.data_dir, "train")
+    task.prepare_labels(FLAGS.output_dir, splits.get("train"), FLAGS.init_checkpoint)
+    if FLAGS.do_eval:
+        splits["eval"] = task.read(FLAGS.data_dir, "eval")
+    if FLAGS.do_predict:
+        splits["test"] = task.read(FLAGS.data_dir, "test")
+    start = time.time()
+    features = {k: task.features(v, tokenizer, FLAGS.max_seq_length) for k, v in splits.items()}
+    log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+             + f" (features in {time.time() - start:.1f}s)")
+
+    global_batch = FLAGS.train_batch_size * runtime.num_replicas
+    num_train_steps = 0
+    if FLAGS.do_train:
+        steps_per_epoch = len(features["train"]) // (global_batch * FLAGS.num_accumulation_steps)
+        if steps_per_epoch == 0:
+            raise InputError(f"{len(features['train'])} training examples do not fill one batch of {global_batch}",
+                             path=FLAGS.data_dir)
+        num_train_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
+    train_config = training.TrainConfig(
+        output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=max(num_train_steps, 1),
+        num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion), optimizer_type="adam",
+        weight_decay_rate=FLAGS.weight_decay_rate, num_accumulation_steps=FLAGS.num_accumulation_steps,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.iterations_per_loop),
+        use_xla=FLAGS.use_xla)
+    trainer = training.Trainer(
+        runtime, lambda: modeling.BertClassifier(bert_config, task.num_labels, per_token=task.per_token),
+        task.loss_fn, train_config, log)
+
+    resumed = checkpoints.latest_checkpoint(FLAGS.output_dir)
+    if FLAGS.do_train:
+        step = trainer.restore_latest() if resumed else 0
+        if not resumed and FLAGS.init_checkpoint:
+            trainer.load_weights(FLAGS.init_checkpoint)
+        elif not resumed:
+            log.info("warning: no --init_checkpoint: training BERT from random initialisation")
+        if runtime.is_chief:
+            task.save_labels(FLAGS.output_dir)
+            bert_config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
+        batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
+                                            seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps)
+        log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
+                 f"{train_config.num_warmup_steps} warm-up steps")
+        trainer.fit(batches)
+    elif resumed:
+        trainer.load_weights(resumed, require_heads=True)
+    elif FLAGS.init_checkpoint:
+        trainer.load_weights(FLAGS.init_checkpoint, require_heads=True)
+    else:
+        raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
+                         path=FLAGS.output_dir)
+
+    results = {"global_step": int(trainer.global_step.numpy())}
+    for split, batch_size, do in (("eval", FLAGS.eval_batch_size, FLAGS.do_eval),
+                                  ("test", FLAGS.predict_batch_size, FLAGS.do_predict)):
+        if not do:
+            continue
+        probs = infer(trainer, task, features[split], batch_size, FLAGS.max_seq_length, log, split)
+        if split == "eval":
+            figures = task.evaluate(splits[split], features[split], probs)
+            results.update(figures)
+            if runtime.is_chief:
+                write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+            log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
+        elif runtime.is_chief:
+            results.update(task.write_predictions(FLAGS.output_dir, splits[split], features[split], probs, log))
+    log.log((), {k: v for k, v in results.items()})
+    log.close()
+    return results
+
+
+def infer(trainer, task, features, batch_size, max_seq_length, log, split):
+    """Model outputs per example (probabilities), with throughput and latency percentiles in the log."""
+    logits = [None] * len(features)
+    latencies, start = [], time.time()
+    batches = training.inference_batches(features, batch_size, max_seq_length)
+    first = True
+    for idx, batch in batches:
+        began = time.time()
+        out = next(trainer.predict([batch]))
+        if not first:
+            latencies.append(time.time() - began)
+        first = False
+        for row, i in enumerate(idx):
+            logits[i] = out[row]
+    elapsed = time.time() - start
+    stats = {"throughput_val": len(features) / elapsed if elapsed else 0.0}
+    if latencies:
+        for q in (50, 90, 95, 99, 100):
+            stats[f"latency_p{q}_ms"] = 1000 * float(np.percentile(latencies, q))
+    log.log((), stats, text=f"{split}: {len(features)} examples in {elapsed:.1f}s "
+                            f"({stats['throughput_val']:.1f} sentences/s)")
+    return task.outputs(features, logits)
+
+
+def _flag_values(FLAGS):
+    """The values of the flags defined by the entry point and biobert (not absl's own)."""
+    values = {}
+    for module, module_flags in FLAGS.flags_by_module_dict().items():
+        if not (module in ("__main__", "__init__") or module.startswith(("biobert", "run_"))):
+            continue
+        for flag in module_flags:
+            values[flag.name] = flag.value
+    return values

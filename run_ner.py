@@ -1,0 +1,34 @@
+"""Fine-tune BERT / BioBERT for named-entity recognition (BC5CDR chemical or disease, or any CoNLL-style corpus).
+
+    python run_ner.py --task_name=bc5cdr --do_train --do_eval --do_predict --data_dir=DIR \
+        --init_checkpoint=CKPT --vocab_file=vocab.txt --bert_config_file=bert_config.json --output_dir=OUT
+"""
+from biobert import cli  # noqa: F401  (quiet TensorFlow start-up)
+
+from absl import app, flags
+
+from biobert import finetuning
+from biobert import flags as biobert_flags
+from biobert.errors import InputError
+
+biobert_flags.define_finetuning(do_lower_case=False, train_batch_size=64, eval_batch_size=16, predict_batch_size=16,
+                                learning_rate=5e-6, num_train_epochs=10, max_seq_length=128, task_name="bc5cdr")
+flags.DEFINE_enum("ner_label_scheme", "original", ["original", "first_subword"],
+                  "'original': every position is trained, with X (non-first sub-words), [CLS] and [SEP] as "
+                  "classes, as in the original recipe; 'first_subword': only each word's first sub-word counts in "
+                  "the loss. Output files are the same either way.")
+flags.DEFINE_integer("max_words", 30, "Sentences longer than this many words are split at the last 'O' within "
+                     "the first max_words words (as the original).")
+FLAGS = flags.FLAGS
+TASKS = ("bc5cdr", "ner")
+
+
+@cli.main_guard
+def main(_):
+    if FLAGS.task_name.lower() not in TASKS:
+        raise InputError(f"unknown --task_name {FLAGS.task_name!r} for run_ner.py (use one of {', '.join(TASKS)})")
+    finetuning.run(finetuning.NerTask(FLAGS.ner_label_scheme, FLAGS.max_words), FLAGS)
+
+
+if __name__ == "__main__":
+    app.run(main)
