@@ -48,7 +48,7 @@ if [ "$TASK_NAME" = chemprot ]; then
 fi
 if ! bb_is_dry_run; then
     {
-        echo "Inference performance benchmarking for BERT $bert_model from $BERT_DIR ($task)"
+        echo "Inference performance benchmarking for BERT $bert_model from $init_checkpoint ($task)"
         printf 'precision\tseq_length\tbatch_size\tthroughput(sent/s)\tp50(ms)\tp90(ms)\tp95(ms)\tp99(ms)\tp100(ms)\n'
     } > "$summary"
 fi

@@ -54,7 +54,7 @@ if [ "$TASK_NAME" = chemprot ]; then
 fi
 if ! bb_is_dry_run; then
     {
-        echo "Training performance benchmarking for BERT $bert_model from $BERT_DIR ($task, $num_gpu GPU(s))"
+        echo "Training performance benchmarking for BERT $bert_model from $init_checkpoint ($task, $num_gpu GPU(s))"
         printf 'precision\tseq_length\tbatch_size\tthroughput(sent/s)\tp50(ms)\tp90(ms)\tp95(ms)\tp99(ms)\tp100(ms)\n'
     } > "$summary"
 fi
