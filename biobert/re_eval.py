@@ -111,9 +111,13 @@ def format_report(result):
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("task", "chemprot", "Evaluation task; only 'chemprot' is supported.")
-flags.DEFINE_string("output_path", None, "Predicted probabilities (run_re.py's test_results.tsv).")
-flags.DEFINE_string("answer_path", None, "Gold answers: the formatted test.tsv with header.")
+
+
+def define_flags():
+    """The command line's flags; defined only when run as a program, so importers' flags stay their own."""
+    flags.DEFINE_string("task", "chemprot", "Evaluation task; only 'chemprot' is supported.")
+    flags.DEFINE_string("output_path", None, "Predicted probabilities (run_re.py's test_results.tsv).")
+    flags.DEFINE_string("answer_path", None, "Gold answers: the formatted test.tsv with header.")
 
 
 def main(argv):
@@ -131,4 +135,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

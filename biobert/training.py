@@ -200,7 +200,9 @@ class Trainer:
                 objective = loss * scale
                 if scaled_loss:
                     objective = optimizer.scale_loss(objective)
-            return loss, tape.gradient(objective, trainable)
+            grads = tape.gradient(objective, trainable)
+            # Embedding lookups give IndexedSlices; the optimizers and accumulators work on dense tensors.
+            return loss, [tf.convert_to_tensor(g) for g in grads]
 
         def apply_replica(batch):
             loss, grads = gradients(batch)

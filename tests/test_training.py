@@ -1,0 +1,174 @@
+"""The shared loop: loss falls, checkpoints resume, accumulation, AMP/XLA steps, optimizer maths."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import tiny_config
+
+from biobert import distribution, modeling, optimization, training
+from biobert.dllogger import RunLog
+
+
+class Quiet(RunLog):
+    def __init__(self):
+        super().__init__(None)
+        self.lines = []
+
+    def info(self, text):
+        self.lines.append(text)
+
+    def log(self, step, data, text=None):
+        self.lines.append((step, data))
+
+
+def toy_features(n=96, seed=0, vocab=64):
+    rng = np.random.default_rng(seed)
+    feats = []
+    for _ in range(n):
+        length = int(rng.integers(4, 20))
+        ids = rng.integers(5, vocab, length).astype(np.int32)
+        feats.append({"input_ids": ids, "segment_ids": np.zeros(length, np.int32),
+                      "label_ids": (ids % 3 + 1).astype(np.int32)})
+    return feats
+
+
+def token_loss(batch, logits):
+    w = tf.cast(batch["input_mask"], tf.float32)
+    ce = keras.losses.sparse_categorical_crossentropy(batch["label_ids"], logits, from_logits=True)
+    return tf.reduce_sum(ce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+
+@pytest.fixture
+def runtime():
+    rt = distribution.setup(log=lambda *_: None)
+    yield rt
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+def make_trainer(rt, tmp_path, steps, **kw):
+    dropout = kw.pop("dropout", 0.1)
+    cfg = training.TrainConfig(output_dir=str(tmp_path), learning_rate=kw.pop("lr", 2e-3), num_train_steps=steps,
+                               num_warmup_steps=2, display_loss_steps=1, **kw)
+    config = tiny_config(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return training.Trainer(rt, lambda: modeling.BertClassifier(config, 4, per_token=True), token_loss, cfg, Quiet())
+
+
+def losses(log):
+    return [d["loss"] for s, d in logged(log) if "loss" in d]
+
+
+def logged(log):
+    return [entry for entry in log.lines if isinstance(entry, tuple)]
+
+
+def test_loss_falls_and_checkpoint_resumes_at_step(runtime, tmp_path):
+    feats = toy_features()
+    trainer = make_trainer(runtime, tmp_path, steps=30, save_checkpoints_steps=10)
+    trainer.fit(training.training_batches(feats, 16, 32, seed=3))
+    seen = losses(trainer.log)
+    assert np.mean(seen[-5:]) < 0.7 * np.mean(seen[:5])
+    assert training.checkpoints.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-30")
+    # A new run in the same output_dir continues from the saved state, optimizer included.
+    again = make_trainer(runtime, tmp_path, steps=35)
+    assert again.restore_latest() == 30
+    assert int(again.inner_optimizer.iterations.numpy()) == 30
+    name = "bert/encoder/layer_0/attention/self/query/kernel"
+    np.testing.assert_array_equal(again.variables[name].numpy(), trainer.variables[name].numpy())
+    np.testing.assert_array_equal(again.inner_optimizer.slots(again.variables[name])["adam_v"].numpy(),
+                                  trainer.inner_optimizer.slots(trainer.variables[name])["adam_v"].numpy())
+    again.fit(training.training_batches(feats, 16, 32, seed=3, start_step=30))
+    assert int(again.global_step.numpy()) == 35
+    assert [s for s, d in logged(again.log) if "loss" in d] == [31, 32, 33, 34, 35]
+
+
+def test_training_batches_resume_position_and_padding():
+    feats = toy_features(n=70)
+    full = training.training_batches(feats, 8, 32, seed=5)
+    first = [next(full) for _ in range(12)]          # 8 batches an epoch: crosses into epoch 2
+    resumed = training.training_batches(feats, 8, 32, seed=5, start_step=9)
+    for expected in first[9:]:
+        got = next(resumed)
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+    batch = first[0]
+    assert batch["input_ids"].shape[1] % 32 == 0 or batch["input_ids"].shape[1] == 32
+    np.testing.assert_array_equal(batch["input_mask"].sum(1), (batch["input_ids"] > 0).sum(1))
+    epoch = {tuple(r[r > 0]) for b in first[:8] for r in b["input_ids"]}
+    assert len(epoch) == 64                           # one epoch: 8 full batches of distinct examples
+
+
+def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
+    # Equal lengths, so the mean over 16 examples' tokens is the mean of the two halves' means.
+    feats = [dict(f, input_ids=f["input_ids"][:4], segment_ids=f["segment_ids"][:4], label_ids=f["label_ids"][:4])
+             for f in toy_features(n=16, seed=1)]
+    big = training.pad_batch(feats, 32)
+    halves = [training.pad_batch(feats[:8], 32), training.pad_batch(feats[8:], 32)]
+    trainers = []
+    for accum, batches in ((1, [big]), (2, halves)):
+        keras.utils.set_random_seed(7)
+        trainer = make_trainer(runtime, tmp_path / str(accum), steps=1, dropout=0.0, clip_norm=0.0,
+                               num_accumulation_steps=accum)
+        trainer.fit(iter(batches))
+        trainers.append(trainer)
+    one, two = trainers
+    assert int(two.global_step.numpy()) == 1 and int(two.inner_optimizer.iterations.numpy()) == 1
+    for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings", "output_weights"):
+        # The first moment after one step is (1 - beta_1) * gradient: it shows the gradient's scale too.
+        m_one = one.inner_optimizer.slots(one.variables[name])["adam_m"].numpy()
+        m_two = two.inner_optimizer.slots(two.variables[name])["adam_m"].numpy()
+        assert np.abs(m_one).max() > 0
+        np.testing.assert_allclose(m_two, m_one, rtol=1e-4, atol=1e-8)
+        np.testing.assert_allclose(two.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("amp,xla", [(True, False), (False, True), (True, True)])
+def test_amp_and_xla_training_steps(tmp_path, amp, xla):
+    rt = distribution.setup(amp=amp, use_xla=xla, log=lambda *_: None)
+    try:
+        assert rt.policy == ("mixed_bfloat16" if amp else "float32")   # no GPU here: bfloat16, no loss scaling
+        trainer = make_trainer(rt, tmp_path, steps=3, use_xla=xla)
+        if amp:
+            layer = trainer.model.bert.encoder_layers[0].attention.query
+            assert layer.compute_dtype == "bfloat16" and layer.kernel.dtype == "float32"
+        before = trainer.variables["output_weights"].numpy().copy()
+        trainer.fit(training.training_batches(toy_features(), 16, 32, seed=1))
+        assert all(np.isfinite(losses(trainer.log)))
+        assert not np.array_equal(trainer.variables["output_weights"].numpy(), before)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_schedule_warmup_then_linear_decay():
+    schedule = optimization.WarmupPolynomialDecay(1e-3, total_steps=100, warmup_steps=10)
+    values = [float(schedule(s)) for s in (0, 4, 9, 10, 55, 99, 100, 150)]
+    np.testing.assert_allclose(values, [1e-4, 5e-4, 1e-3, 9e-4, 4.5e-4, 1e-5, 0.0, 0.0], rtol=1e-5, atol=1e-9)
+
+
+def test_lamb_first_step_matches_hand_computation():
+    w0 = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+    b0 = np.array([0.1, -0.2], np.float32)
+    g_w = np.array([[0.1, 0.2], [-0.3, 0.4]], np.float32)
+    g_b = np.array([1.0, -2.0], np.float32)
+    w, b = keras.Variable(w0, name="kernel"), keras.Variable(b0, name="bias")
+    opt = optimization.Lamb(0.01, weight_decay_rate=0.01)
+    opt.set_variable_names({"bert/pooler/dense/kernel": w, "bert/pooler/dense/bias": b})
+    opt.apply_gradients([(g_w, w), (g_b, b)])
+    # Step 1 (counted from 1): m_hat = g, v_hat = g^2, so the Adam direction is g / (|g| + eps).
+    def expected(x, g, decay):
+        r = g / (np.abs(g) + 1e-6) + (0.01 * x if decay else 0.0)
+        ratio = np.linalg.norm(x) / np.linalg.norm(r)
+        return x - 0.01 * ratio * r
+    assert np.all(np.isfinite(w.numpy()))
+    np.testing.assert_allclose(w.numpy(), expected(w0, g_w, True), rtol=1e-5)
+    np.testing.assert_allclose(b.numpy(), expected(b0, g_b, False), rtol=1e-5)   # bias: no weight decay
+
+
+def test_adam_weight_decay_exclusions():
+    kernel = keras.Variable(np.ones((2, 2), np.float32), name="kernel")
+    gamma = keras.Variable(np.ones((2,), np.float32), name="gamma")
+    opt = optimization.AdamWeightDecay(0.1, weight_decay_rate=0.5)
+    opt.set_variable_names({"bert/encoder/layer_0/output/dense/kernel": kernel,
+                            "bert/encoder/layer_0/output/LayerNorm/gamma": gamma})
+    opt.apply_gradients([(np.zeros((2, 2), np.float32), kernel), (np.zeros((2,), np.float32), gamma)])
+    np.testing.assert_allclose(kernel.numpy(), 1 - 0.1 * 0.5)     # zero gradient: only the decay moves it
+    np.testing.assert_allclose(gamma.numpy(), 1.0)                 # LayerNorm: excluded
