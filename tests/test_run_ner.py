@@ -1,0 +1,150 @@
+"""run_ner.py end to end on slices of the real BC5CDR files, with a tiny BERT config (subprocesses)."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+from biobert import conlleval, ner
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def first_sentences(path, n):
+    """The first ``n`` blank-line-separated sentences of a CoNLL file, as text."""
+    blocks = open(path, encoding="utf-8").read().split("\n\n")
+    return "\n\n".join(blocks[:n]).strip("\n") + "\n\n"
+
+
+@pytest.fixture(scope="module")
+def ner_slice(tmp_path_factory, shared_data, cased_vocab):
+    root = tmp_path_factory.mktemp("bc5cdr")
+    data = root / "chem"
+    data.mkdir()
+    src = shared_data / "BC5CDR" / "chem"
+    for name, n in (("train.tsv", 160), ("devel.tsv", 40), ("test.tsv", 60)):
+        (data / name).write_text(first_sentences(src / name, n), encoding="utf-8")
+    config = root / "bert_config.json"
+    tiny = tiny_config(vocab_size=sum(1 for _ in open(cased_vocab, encoding="utf-8")), hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0)
+    tiny.to_json_file(config)
+    pieces = sum(len(ner.read_ner_file(data / name)) for name in ("train.tsv", "devel.tsv"))
+    return {"data": data, "config": config, "vocab": cased_vocab, "steps_per_epoch": pieces // 16}
+
+
+def run_ner(args, check=True, **popen):
+    cmd = [sys.executable, os.path.join(REPO, "run_ner.py")] + args
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"run_ner failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def base_args(s, out, **extra):
+    args = {"data_dir": s["data"], "bert_config_file": s["config"], "vocab_file": s["vocab"], "output_dir": out,
+            "dllog_path": os.path.join(out, "dllog.json"), "train_batch_size": 16, "learning_rate": 3e-3,
+            "eval_batch_size": 16, "predict_batch_size": 16, "iterations_per_loop": 1}
+    args.update(extra)
+    return [f"--{k}={v}" for k, v in args.items()]
+
+
+def dllog(path):
+    return [json.loads(line[5:]) for line in open(path, encoding="utf-8") if line.startswith("DLLL ")]
+
+
+def test_train_eval_predict_writes_every_output(ner_slice, tmp_path):
+    out = str(tmp_path / "out")
+    proc = run_ner(base_args(ner_slice, out, num_train_epochs=6) + ["--do_train", "--do_eval", "--do_predict",
+                                                                    "--noamp", "--nouse_xla"])
+    for name in ("eval_results.txt", "label_test.txt", "test_labels.txt", "test_labels_errs.txt",
+                 "test_results_conlleval.txt", "label_map.json", "bert_config.json", "checkpoint"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    logs = dllog(os.path.join(out, "dllog.json"))
+    losses = [r["data"]["loss"] for r in logs if r["type"] == "LOG" and "loss" in r["data"]]
+    assert len(losses) == 6 * ner_slice["steps_per_epoch"]          # train + devel pieces, batch 16
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    # The printed summary is conlleval's, over the 60 test sentences, words kept in order.
+    assert re.search(r"processed \d+ tokens with \d+ phrases; found: \d+ phrases; correct: \d+\.", proc.stdout)
+    test = ner.read_ner_file(ner_slice["data"] / "test.tsv", max_words=None)
+    rows = [line.split() for line in open(os.path.join(out, "test_labels.txt"), encoding="utf-8")]
+    words = [r for r in rows if r]
+    assert [w[0] for w in words] == [w for s in test for w in s.words]
+    assert [w[1] for w in words] == [label for s in test for label in s.labels]
+    assert sum(1 for r in rows if not r) == len(test)
+    counts = conlleval.evaluate(open(os.path.join(out, "test_labels.txt"), encoding="utf-8"))
+    assert open(os.path.join(out, "test_results_conlleval.txt"), encoding="utf-8").read() == conlleval.report(counts)
+    results = dict(line.strip().split(" = ") for line in open(os.path.join(out, "eval_results.txt")))
+    assert int(results["global_step"]) == 6 * ner_slice["steps_per_epoch"] and 0.0 <= float(results["eval_f1"]) <= 100.0
+    assert json.load(open(os.path.join(out, "label_map.json")))["labels"][:4] == ["[PAD]", "B", "I", "O"]
+    # label_test.txt: one label per non-pad position of every (30-word-split) test sentence.
+    positions = sum(1 for _ in open(os.path.join(out, "label_test.txt"), encoding="utf-8"))
+    assert positions > len(words)
+
+
+def test_killed_run_resumes_at_saved_step(ner_slice, tmp_path):
+    out = str(tmp_path / "out")
+    args = base_args(ner_slice, out, num_train_epochs=40, save_checkpoints_steps=20) + [
+        "--do_train", "--noamp", "--nouse_xla"]
+    total = 40 * ner_slice["steps_per_epoch"]
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "run_ner.py")] + args, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(os.path.join(out, "checkpoint")):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open(os.path.join(out, "checkpoint")) as handle:
+        saved = int(re.search(r'model_checkpoint_path: "model.ckpt-(\d+)"', handle.read()).group(1))
+    assert 0 < saved < total, "the run finished before it could be interrupted"
+    steps_before = [r["step"] for r in dllog(os.path.join(out, "dllog.json")) if r["type"] == "LOG"
+                    and "loss" in r["data"]]
+    resumed = run_ner(args)
+    assert f"resuming from {os.path.join(out, f'model.ckpt-{saved}')} at step {saved}" in resumed.stdout
+    steps_after = [r["step"] for r in dllog(os.path.join(out, "dllog.json")) if r["type"] == "LOG"
+                   and "loss" in r["data"]][len(steps_before):]
+    assert steps_after == list(range(saved + 1, total + 1))
+    assert open(os.path.join(out, "checkpoint")).readline().strip() == f'model_checkpoint_path: "model.ckpt-{total}"'
+
+
+def test_malformed_training_file_names_file_and_line(ner_slice, tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    good = (ner_slice["data"] / "train.tsv").read_text(encoding="utf-8").splitlines()
+    good[6] = "lonelytoken"
+    (data / "train.tsv").write_text("\n".join(good) + "\n", encoding="utf-8")
+    for name in ("devel.tsv", "test.tsv"):
+        (data / name).write_text((ner_slice["data"] / name).read_text(encoding="utf-8"), encoding="utf-8")
+    proc = run_ner(base_args(ner_slice, str(tmp_path / "out"), data_dir=data) + ["--do_train", "--noamp"],
+                   check=False)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{data / 'train.tsv'}:7" in errors[0]
+    assert not os.path.exists(tmp_path / "out" / "checkpoint")
+
+
+def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, tmp_path):
+    out = str(tmp_path / "out")
+    run_ner(base_args(ner_slice, out, num_train_epochs=1) + ["--do_train", "--noamp", "--nouse_xla"])
+    # Predicting with a bigger model config than the checkpoint in output_dir: one clear message.
+    bigger = tmp_path / "bigger.json"
+    cfg = json.load(open(ner_slice["config"]))
+    cfg["hidden_size"], cfg["intermediate_size"] = 48, 96
+    bigger.write_text(json.dumps(cfg))
+    proc = run_ner(base_args(ner_slice, out, bert_config_file=bigger) + ["--do_predict", "--noamp"], check=False)
+    assert proc.returncode == 1
+    assert "checkpoint does not fit the model configuration" in proc.stderr
+    assert "bert/embeddings/word_embeddings: checkpoint [28996, 32] vs model [28996, 48]" in proc.stderr
+    # A test file with a tag the model never saw.
+    data = tmp_path / "typed"
+    data.mkdir()
+    (data / "test.tsv").write_text("Aspirin\tB-Drug\n\n", encoding="utf-8")
+    proc = run_ner(base_args(ner_slice, out, data_dir=data) + ["--do_predict", "--noamp"], check=False)
+    assert proc.returncode == 1 and f"{data / 'test.tsv'}:1" in proc.stderr and "B-Drug" in proc.stderr
