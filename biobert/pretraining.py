@@ -1,0 +1,150 @@
+"""The pre-training job (masked LM + next-sentence prediction) on the shared Trainer.
+
+Data: TFRecords from create_pretraining_data.py (biobert.pretraining_data). The model is BertPretrainer, whose
+``cls/...`` heads tie the MLM output to the word embeddings as Google's BERT, so Google/BioBERT checkpoints load
+with their heads. LAMB (or Adam), warm-up + polynomial decay, gradient accumulation, AMP and XLA come from the
+shared loop; so do checkpoints and resuming (the data position is the step: batches are skipped).
+"""
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from biobert import distribution, modeling, pretraining_data, training
+from biobert.config import BertConfig
+from biobert.dllogger import RunLog
+from biobert.errors import InputError
+from biobert.finetuning import _flag_values, write_results
+
+
+def pretraining_loss(batch, outputs):
+    """Masked-LM cross-entropy averaged over real predictions, plus next-sentence cross-entropy."""
+    mlm_logits, nsp_logits = outputs
+    weights = tf.cast(batch["masked_lm_weights"], tf.float32)
+    mlm = tf.keras.losses.sparse_categorical_crossentropy(batch["masked_lm_ids"], mlm_logits, from_logits=True)
+    mlm_loss = tf.reduce_sum(mlm * weights) / (tf.reduce_sum(weights) + 1e-5)
+    nsp_labels = tf.reshape(batch["next_sentence_labels"], [-1])
+    nsp_loss = tf.reduce_mean(
+        tf.keras.losses.sparse_categorical_crossentropy(nsp_labels, nsp_logits, from_logits=True))
+    return mlm_loss + nsp_loss
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def evaluate(trainer, batches, max_steps):
+    """Masked-LM accuracy and loss, next-sentence accuracy and loss over up to ``max_steps`` batches."""
+    mlm_correct = mlm_loss = mlm_count = nsp_correct = nsp_loss = nsp_count = 0.0
+    steps = 0
+    for batch in batches:
+        if steps >= max_steps:
+            break
+        mlm_logits, nsp_logits = next(trainer.predict([batch]))
+        w = batch["masked_lm_weights"]
+        picked = np.take_along_axis(log_softmax(mlm_logits), batch["masked_lm_ids"][..., None], -1)[..., 0]
+        mlm_loss += float(-(picked * w).sum())
+        mlm_correct += float(((mlm_logits.argmax(-1) == batch["masked_lm_ids"]) * w).sum())
+        mlm_count += float(w.sum())
+        labels = batch["next_sentence_labels"].reshape(-1)
+        nsp_loss += float(-log_softmax(nsp_logits)[np.arange(len(labels)), labels].sum())
+        nsp_correct += float((nsp_logits.argmax(-1) == labels).sum())
+        nsp_count += len(labels)
+        steps += 1
+    if steps == 0:
+        raise InputError("no evaluation batches: the eval files are empty or smaller than one batch")
+    return {"masked_lm_accuracy": mlm_correct / max(mlm_count, 1), "masked_lm_loss": mlm_loss / max(mlm_count, 1),
+            "next_sentence_accuracy": nsp_correct / nsp_count, "next_sentence_loss": nsp_loss / nsp_count,
+            "eval_steps": steps}
+
+
+def run(FLAGS):
+    if not (FLAGS.do_train or FLAGS.do_eval):
+        raise InputError("at least one of --do_train or --do_eval must be true")
+    for name in ("bert_config_file", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise InputError(f"--{name} is required")
+    if FLAGS.do_train and not FLAGS.input_files_dir:
+        raise InputError("--input_files_dir is required with --do_train")
+    if FLAGS.do_eval and not FLAGS.eval_files_dir:
+        raise InputError("--eval_files_dir is required with --do_eval")
+    config = BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.max_seq_length > config.max_position_embeddings:
+        raise InputError(f"--max_seq_length {FLAGS.max_seq_length} exceeds max_position_embeddings "
+                         f"{config.max_position_embeddings}", path=FLAGS.bert_config_file)
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    runtime = distribution.setup(amp=FLAGS.amp, use_xla=FLAGS.use_xla, horovod=FLAGS.horovod,
+                                 log=lambda text: print(text, flush=True))
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    log = RunLog(FLAGS.dllog_path, enabled=runtime.is_chief)
+    log.parameters(_flag_values(FLAGS))
+    global_batch = FLAGS.train_batch_size * runtime.num_replicas
+    train_config = training.TrainConfig(
+        output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=FLAGS.num_train_steps,
+        num_warmup_steps=FLAGS.num_warmup_steps, optimizer_type=FLAGS.optimizer_type,
+        num_accumulation_steps=FLAGS.num_accumulation_steps,
+        allreduce_post_accumulation=FLAGS.allreduce_post_accumulation,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.display_loss_steps),
+        init_loss_scale=FLAGS.init_loss_scale, use_xla=FLAGS.use_xla)
+    trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss, train_config,
+                               log)
+    resumed = training.checkpoints.latest_checkpoint(FLAGS.output_dir)
+    if resumed:
+        step = trainer.restore_latest()
+    else:
+        step = 0
+        if FLAGS.init_checkpoint:
+            trainer.load_weights(FLAGS.init_checkpoint)
+        elif not FLAGS.do_train:
+            raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
+                             path=FLAGS.output_dir)
+    results = {}
+    for files in ([FLAGS.input_files_dir] if FLAGS.do_train else []) + ([FLAGS.eval_files_dir] if FLAGS.do_eval else []):
+        check_records(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    if FLAGS.do_train:
+        if runtime.is_chief:
+            config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
+        dataset = pretraining_data.pretraining_dataset(
+            FLAGS.input_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, global_batch,
+            is_training=True, seed=FLAGS.seed)
+        consumed = step * FLAGS.num_accumulation_steps
+        if consumed:
+            log.info(f"skipping {consumed} already-trained batches of the input")
+            dataset = dataset.skip(consumed)
+        trainer.fit(dataset.as_numpy_iterator())
+        results["global_step"] = int(trainer.global_step.numpy())
+    if FLAGS.do_eval:
+        dataset = pretraining_data.pretraining_dataset(
+            FLAGS.eval_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.eval_batch_size,
+            is_training=False, seed=FLAGS.seed)
+        start = time.time()
+        figures = evaluate(trainer, dataset.as_numpy_iterator(), FLAGS.max_eval_steps)
+        elapsed = time.time() - start
+        figures["throughput_val"] = figures["eval_steps"] * FLAGS.eval_batch_size / elapsed
+        results.update(figures)
+        results["global_step"] = int(trainer.global_step.numpy())
+        log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
+        if runtime.is_chief:
+            write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+    log.close()
+    return results
+
+
+def check_records(file_patterns, max_seq_length, max_predictions_per_seq):
+    """Stop with a clear message when the records were made for another sequence length or prediction count."""
+    files = pretraining_data.list_record_files(file_patterns)
+    for serialized in tf.data.TFRecordDataset(files[0]).take(1):
+        example = tf.train.Example.FromString(serialized.numpy())
+        features = example.features.feature
+        for key, expected, flag in (("input_ids", max_seq_length, "max_seq_length"),
+                                    ("masked_lm_ids", max_predictions_per_seq, "max_predictions_per_seq")):
+            if key not in features:
+                raise InputError(f"not a BERT pre-training record: no '{key}' feature", path=files[0])
+            found = len(features[key].int64_list.value)
+            if found != expected:
+                raise InputError(f"records have {key} of length {found}, but --{flag}={expected}: create the "
+                                 f"data with the same settings or change the flag", path=files[0])
+        return files
+    raise InputError("the first record file is empty", path=files[0])

@@ -1,0 +1,112 @@
+"""run_pretraining.py on TFRecords made from the real 1 MB PubMed sample: phase 1, phase 2, resume, errors."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "data"))
+
+
+def python(script, args, check=True):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, script)] + args, capture_output=True, text=True,
+                          cwd=REPO, timeout=600)
+    if check and proc.returncode:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def records(shared_data, uncased_vocab, tmp_path_factory):
+    """Sentence-per-line documents from the first 120 articles, as phase-1 (64/10) and phase-2 (128/20) records."""
+    import TextSharding
+
+    root = tmp_path_factory.mktemp("pretrain")
+    lines = (shared_data / "pubmed" / "PubMedAbstract_1MB.txt").read_text(encoding="utf-8").splitlines()
+    segmenter = TextSharding.NLTKSegmenter(train_text="\n".join(lines), use_downloaded=False)
+    articles = [line for line in lines if line.strip()][:120]
+    text = root / "sentences.txt"
+    text.write_text("".join("\n".join(segmenter.segment_string(a)) + "\n\n" for a in articles), encoding="utf-8")
+    out = {}
+    for phase, seq, pred in ((1, 64, 10), (2, 128, 20)):
+        for split, dupe in (("training", 3), ("test", 1)):
+            folder = root / f"phase{phase}" / split
+            folder.mkdir(parents=True)
+            python("create_pretraining_data.py", [
+                f"--input_file={text}", f"--output_file={folder / 'part-0.tfrecord'}",
+                f"--vocab_file={uncased_vocab}", "--do_lower_case", f"--max_seq_length={seq}",
+                f"--max_predictions_per_seq={pred}", f"--dupe_factor={dupe}",
+                f"--random_seed={12345 + (split == 'test')}"])
+        out[phase] = {"train": root / f"phase{phase}" / "training", "test": root / f"phase{phase}" / "test",
+                      "seq": seq, "pred": pred}
+    config = root / "bert_config.json"
+    tiny_config(vocab_size=30522, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                max_position_embeddings=128).to_json_file(config)
+    out["config"] = config
+    return out
+
+
+def args_for(records, phase, out, **extra):
+    r = records[phase]
+    values = {"input_files_dir": r["train"], "eval_files_dir": r["test"], "output_dir": out,
+              "bert_config_file": records["config"], "dllog_path": os.path.join(out, "dllog.json"),
+              "max_seq_length": r["seq"], "max_predictions_per_seq": r["pred"], "train_batch_size": 16,
+              "eval_batch_size": 16, "learning_rate": 5e-3, "num_warmup_steps": 5, "max_eval_steps": 10,
+              "save_checkpoints_steps": 20, "display_loss_steps": 1, "optimizer_type": "lamb"}
+    values.update(extra)
+    return [f"--{k}={v}" for k, v in values.items()] + ["--noamp", "--nouse_xla"]
+
+
+def losses(path):
+    rows = [json.loads(line[5:]) for line in open(path, encoding="utf-8") if line.startswith("DLLL ")]
+    return [(r["step"], r["data"]["loss"]) for r in rows if r["type"] == "LOG" and "loss" in r["data"]]
+
+
+def results(path):
+    return {k: float(v) for k, v in (line.strip().split(" = ") for line in open(path, encoding="utf-8"))}
+
+
+def test_phase1_then_phase2_from_its_checkpoint(records, tmp_path):
+    p1 = str(tmp_path / "phase1")
+    python("run_pretraining.py", args_for(records, 1, p1, num_train_steps=60, num_accumulation_steps=2)
+           + ["--do_train", "--do_eval"])
+    seen = [loss for _, loss in losses(os.path.join(p1, "dllog.json"))]
+    assert len(seen) == 60 and np.mean(seen[-10:]) < np.mean(seen[:10]) - 1.0   # MLM+NSP loss falls clearly
+    first = results(os.path.join(p1, "eval_results.txt"))
+    assert first["global_step"] == 60
+    for key in ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss"):
+        assert key in first
+    assert 0.0 < first["masked_lm_accuracy"] <= 1.0
+    # Phase 2 at sequence length 128 starts from phase 1's weights (heads included) and its own step 0.
+    p2 = str(tmp_path / "phase2")
+    before = python("run_pretraining.py", args_for(records, 2, str(tmp_path / "fresh"), num_train_steps=1)
+                    + ["--do_eval"], check=False)
+    assert before.returncode == 1 and "nothing to evaluate" in before.stderr
+    proc = python("run_pretraining.py", args_for(records, 2, p2, num_train_steps=10, init_checkpoint=p1)
+                  + ["--do_train", "--do_eval"])
+    assert re.search(r"loaded \d+ variables from .*phase1/model.ckpt-60", proc.stdout)
+    second = results(os.path.join(p2, "eval_results.txt"))
+    assert second["global_step"] == 10
+    assert second["masked_lm_loss"] < 9.0          # log(30522) = 10.3 for an untrained model
+
+
+def test_interrupted_pretraining_resumes_at_saved_step(records, tmp_path):
+    out = str(tmp_path / "run")
+    python("run_pretraining.py", args_for(records, 1, out, num_train_steps=20) + ["--do_train"])
+    # A longer run in the same folder continues from step 20 and consumes the next batches of the input.
+    proc = python("run_pretraining.py", args_for(records, 1, out, num_train_steps=30) + ["--do_train"])
+    assert "resuming from" in proc.stdout and "at step 20" in proc.stdout
+    assert "skipping 20 already-trained batches" in proc.stdout
+    assert [s for s, _ in losses(os.path.join(out, "dllog.json"))] == list(range(1, 31))
+
+
+def test_records_of_another_length_are_refused(records, tmp_path):
+    proc = python("run_pretraining.py", args_for(records, 1, str(tmp_path / "x"), num_train_steps=2,
+                                                 max_seq_length=128) + ["--do_train"], check=False)
+    assert proc.returncode == 1
+    assert "input_ids of length 64, but --max_seq_length=128" in proc.stderr
