@@ -56,7 +56,7 @@ def args_for(records, phase, out, **extra):
     values = {"input_files_dir": r["train"], "eval_files_dir": r["test"], "output_dir": out,
               "bert_config_file": records["config"], "dllog_path": os.path.join(out, "dllog.json"),
               "max_seq_length": r["seq"], "max_predictions_per_seq": r["pred"], "train_batch_size": 16,
-              "eval_batch_size": 16, "learning_rate": 5e-3, "num_warmup_steps": 5, "max_eval_steps": 10,
+              "eval_batch_size": 16, "learning_rate": 5e-2, "num_warmup_steps": 5, "max_eval_steps": 10,
               "save_checkpoints_steps": 20, "display_loss_steps": 1, "optimizer_type": "lamb"}
     values.update(extra)
     return [f"--{k}={v}" for k, v in values.items()] + ["--noamp", "--nouse_xla"]
