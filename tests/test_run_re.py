@@ -1,0 +1,82 @@
+"""run_re.py end to end on slices of the formatted real ChemProt corpus, tiny BERT config; re_eval on its output."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+from biobert import re_eval, relation
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def python(args, check=True):
+    proc = subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO, timeout=600)
+    if check and proc.returncode:
+        raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def chemprot(shared_data, uncased_vocab, tmp_path_factory):
+    root = tmp_path_factory.mktemp("chemprot")
+    full = root / "full"
+    python([os.path.join(REPO, "data", "ChemProtTextFormatting.py"),
+            f"--input_folder={shared_data / 'ChemProt_Corpus'}", f"--output_folder={full}", "--splits=dev,test"])
+    data = root / "slice"
+    data.mkdir()
+    rows = {s: (full / f"{s}.tsv").read_text(encoding="utf-8").splitlines() for s in ("dev", "test")}
+    # Train on 320 dev rows (positives first so every class is present), evaluate on 64 others, predict 80 test rows.
+    dev = rows["dev"][1:]
+    positives = [r for r in dev if not r.endswith("\tfalse")]
+    negatives = [r for r in dev if r.endswith("\tfalse")]
+    train = positives[:160] + negatives[:160]
+    header = rows["dev"][0]
+    (data / "train.tsv").write_text("\n".join([header] + train) + "\n", encoding="utf-8")
+    (data / "dev.tsv").write_text("\n".join([header] + positives[160:192] + negatives[160:192]) + "\n", encoding="utf-8")
+    (data / "test.tsv").write_text("\n".join(rows["test"][:81]) + "\n", encoding="utf-8")
+    config = root / "bert_config.json"
+    tiny_config(vocab_size=30522, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).to_json_file(config)
+    return {"data": data, "config": config, "vocab": uncased_vocab}
+
+
+def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
+    out = tmp_path / "out"
+    python([os.path.join(REPO, "run_re.py"), "--task_name=chemprot", "--do_train", "--do_eval", "--do_predict",
+            f"--data_dir={chemprot['data']}", f"--bert_config_file={chemprot['config']}",
+            f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}",
+            "--train_batch_size=16", "--learning_rate=2e-3", "--num_train_epochs=8", "--iterations_per_loop=1",
+            "--noamp", "--nouse_xla"])
+    rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
+    losses = [r["data"]["loss"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]]
+    assert len(losses) == 8 * (320 // 16)
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    results = dict(line.strip().split(" = ") for line in open(out / "eval_results.txt"))
+    for key in ("eval_accuracy", "eval_loss", "eval_f1", "eval_precision", "eval_recall", "global_step"):
+        assert key in results
+    probs = np.loadtxt(out / "test_results.tsv", delimiter="\t")
+    assert probs.shape == (80, 6)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # re_eval reads the two files and reports the same micro-F1 as computed from the probabilities here.
+    gold = [e.label for e in relation.read_re_tsv(chemprot["data"] / "test.tsv")]
+    expected = re_eval.evaluate([relation.LABELS[i] for i in probs.argmax(1)], gold)
+    proc = python([os.path.join(REPO, "biobert", "re_eval.py"), "--task=chemprot",
+                   f"--output_path={out / 'test_results.tsv'}", f"--answer_path={chemprot['data'] / 'test.tsv'}"])
+    assert f"f1 score : {100 * expected['f1']:.2f}%" in proc.stdout
+
+
+def test_unknown_relation_label_stops_with_line(chemprot, tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    lines = (chemprot["data"] / "train.tsv").read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].rsplit("\t", 1)[0] + "\tCPR:10"
+    (data / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = python([os.path.join(REPO, "run_re.py"), "--do_train", f"--data_dir={data}",
+                   f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}",
+                   f"--output_dir={tmp_path / 'out'}", f"--dllog_path={tmp_path / 'out' / 'dllog.json'}"],
+                  check=False)
+    assert proc.returncode == 1
+    assert f"{data / 'train.tsv'}:6" in proc.stderr and "CPR:10" in proc.stderr
