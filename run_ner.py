@@ -1,4 +1,4 @@
-"""Fine-tune BERT / BioBERT for named-entity recognition (BC5CDR chemical or disease, or any CoNLL-style corpus).
+r"""Fine-tune BERT / BioBERT for named-entity recognition (BC5CDR chemical or disease, or any CoNLL-style corpus).
 
     python run_ner.py --task_name=bc5cdr --do_train --do_eval --do_predict --data_dir=DIR \
         --init_checkpoint=CKPT --vocab_file=vocab.txt --bert_config_file=bert_config.json --output_dir=OUT

@@ -1,4 +1,4 @@
-"""Pre-train BERT on PubMed (masked LM + next-sentence prediction) with LAMB, AMP, XLA and gradient accumulation.
+r"""Pre-train BERT on PubMed (masked LM + next-sentence prediction) with LAMB, AMP, XLA and gradient accumulation.
 
     python run_pretraining.py --input_files_dir=.../training --eval_files_dir=.../test --output_dir=OUT \
         --bert_config_file=bert_config.json --init_checkpoint=bert_model.ckpt --do_train --do_eval \

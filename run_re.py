@@ -1,4 +1,4 @@
-"""Fine-tune BERT / BioBERT for relation extraction (ChemProt: CPR:3, 4, 5, 6, 9 or false).
+r"""Fine-tune BERT / BioBERT for relation extraction (ChemProt: CPR:3, 4, 5, 6, 9 or false).
 
     python run_re.py --task_name=chemprot --do_train --do_eval --do_predict --data_dir=DIR \
         --init_checkpoint=CKPT --vocab_file=vocab.txt --bert_config_file=bert_config.json --output_dir=OUT

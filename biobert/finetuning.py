@@ -11,11 +11,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import checkpoints, conlleval, distribution, modeling, ner, re_eval, relation, training
-from biobert.config import BertConfig
-from biobert.dllogger import RunLog
+from biobert import checkpoints, conlleval, modeling, ner, re_eval, relation, training
+from biobert.cli import start_job, write_results
 from biobert.errors import InputError
-from biobert.fileio import atomic_write_text
 from biobert.tokenization import FullTokenizer
 
 
@@ -187,10 +185,6 @@ def resolve_model_files(bert_config_file, vocab_file, init_checkpoint):
     return bert_config_file, vocab_file
 
 
-def write_results(path, results):
-    atomic_write_text(path, "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))
-
-
 def run(task, FLAGS):
     """Train / evaluate / predict as the flags say. Returns a dict of the figures written."""
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
@@ -201,16 +195,7 @@ def run(task, FLAGS):
     if not os.path.isdir(FLAGS.data_dir):
         raise InputError("data directory not found", path=FLAGS.data_dir)
     config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint)
-    bert_config = BertConfig.from_json_file(config_file)
-    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
-        raise InputError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's max_position_embeddings "
-                         f"{bert_config.max_position_embeddings}", path=config_file)
-    tf.keras.utils.set_random_seed(FLAGS.seed)
-    runtime = distribution.setup(amp=FLAGS.amp, use_xla=FLAGS.use_xla, horovod=FLAGS.horovod,
-                                 log=lambda text: print(text, flush=True))
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    log = RunLog(FLAGS.dllog_path, enabled=runtime.is_chief)
-    log.parameters(_flag_values(FLAGS))
+    bert_config, runtime, log = start_job(FLAGS, config_file)
     tokenizer = FullTokenizer(vocab_file, do_lower_case=FLAGS.do_lower_case)
 
     splits = {}
@@ -308,14 +293,3 @@ def infer(trainer, task, features, batch_size, max_seq_length, log, split):
     log.log((), stats, text=f"{split}: {len(features)} examples in {elapsed:.1f}s "
                             f"({stats['throughput_val']:.1f} sentences/s)")
     return task.outputs(features, logits)
-
-
-def _flag_values(FLAGS):
-    """The values of the flags defined by the entry point and biobert (not absl's own)."""
-    values = {}
-    for module, module_flags in FLAGS.flags_by_module_dict().items():
-        if not (module in ("__main__", "__init__") or module.startswith(("biobert", "run_"))):
-            continue
-        for flag in module_flags:
-            values[flag.name] = flag.value
-    return values

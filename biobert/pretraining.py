@@ -11,11 +11,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import distribution, modeling, pretraining_data, training
-from biobert.config import BertConfig
-from biobert.dllogger import RunLog
+from biobert import modeling, pretraining_data, training
+from biobert.cli import start_job, write_results
 from biobert.errors import InputError
-from biobert.finetuning import _flag_values, write_results
 
 
 def pretraining_loss(batch, outputs):
@@ -70,16 +68,7 @@ def run(FLAGS):
         raise InputError("--input_files_dir is required with --do_train")
     if FLAGS.do_eval and not FLAGS.eval_files_dir:
         raise InputError("--eval_files_dir is required with --do_eval")
-    config = BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise InputError(f"--max_seq_length {FLAGS.max_seq_length} exceeds max_position_embeddings "
-                         f"{config.max_position_embeddings}", path=FLAGS.bert_config_file)
-    tf.keras.utils.set_random_seed(FLAGS.seed)
-    runtime = distribution.setup(amp=FLAGS.amp, use_xla=FLAGS.use_xla, horovod=FLAGS.horovod,
-                                 log=lambda text: print(text, flush=True))
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    log = RunLog(FLAGS.dllog_path, enabled=runtime.is_chief)
-    log.parameters(_flag_values(FLAGS))
+    config, runtime, log = start_job(FLAGS, FLAGS.bert_config_file)
     global_batch = FLAGS.train_batch_size * runtime.num_replicas
     train_config = training.TrainConfig(
         output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=FLAGS.num_train_steps,

@@ -9,7 +9,6 @@ whole words at a time. The TFRecords carry Google's feature names, shapes and dt
 
 Reading side (used by the trainer): ``name_to_features`` and ``pretraining_dataset``.
 """
-import collections
 import glob
 import os
 import random
