@@ -139,7 +139,7 @@ def test_ner_chem_defaults(sb):
     assert (f["task_name"], f["do_train"], f["do_eval"], f["do_predict"]) == ("bc5cdr", "true", "true", "true")
     assert (f["train_batch_size"], f["learning_rate"], f["num_train_epochs"]) == ("8", "3.125e-6", "10.0")
     assert (f["max_seq_length"], f["eval_batch_size"], f["predict_batch_size"]) == ("128", "8", "8")
-    assert f["amp"] is True and f["use_xla"] is True and "noamp" not in f
+    assert f["amp"] is True and f["nouse_xla"] is True and "noamp" not in f   # no GPU: XLA off by default
     assert f["do_lower_case"] == "true"
     assert "horovod" not in f
     out = pathlib.Path(f["output_dir"])
@@ -193,9 +193,10 @@ def test_num_gpu_defaults_to_gpus_listed_by_nvidia_smi(sb):
     launcher, py = python_part(cmd)
     assert launcher[:3] == ["mpirun", "-np", "2"]
     assert "gbs16_" in flags(py)["output_dir"]
+    assert flags(py)["use_xla"] is True
     sb.set_gpus(1)
     (cmd,) = sb.commands("ner_bc5cdr-chem.sh")
-    assert cmd[0] == "python" and "horovod" not in flags(cmd)
+    assert cmd[0] == "python" and "horovod" not in flags(cmd) and flags(cmd)["use_xla"] is True
 
 
 def test_hugging_face_folder_brings_its_own_vocab_and_config(sb):
@@ -357,7 +358,7 @@ def test_pretraining_phase_1_defaults(sb):
                 "num_train_steps": "19531", "num_accumulation_steps": "32", "save_checkpoints_steps": "5000",
                 "eval_batch_size": "80", "max_seq_length": "128", "max_predictions_per_seq": "20"}
     assert {k: f[k] for k in expected} == expected
-    assert f["amp"] is True and f["use_xla"] is True and f["report_loss"] is True
+    assert f["amp"] is True and f["nouse_xla"] is True and f["report_loss"] is True
     assert "horovod" not in f
     assert re.search(rf"tf_bert_bio_1n_phase1_cased_false_fp16_gbs4096\.{STAMP}\.log", proc.stderr)
 

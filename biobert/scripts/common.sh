@@ -80,6 +80,12 @@ bb_default_num_gpu() {
     if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ]; then echo "$n"; else echo 1; fi
 }
 
+# bb_default_use_xla: true with GPUs; false on CPU-only machines, where XLA's CPU matmuls are slower than
+# TensorFlow's oneDNN kernels (BENCHMARKS.md: MiniLM bf16 training 63 sentences/s without XLA, 42 with).
+bb_default_use_xla() {
+    if [ "$(bb_default_num_gpu)" -gt 1 ] || nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then echo true; else echo false; fi
+}
+
 # bb_results_dir: print RESULTS_DIR, else /results when it is a writable folder, else $PWD/results.
 bb_results_dir() {
     if [ -n "${RESULTS_DIR:-}" ]; then
@@ -370,7 +376,7 @@ bb_finetune_main() {
     local learning_rate="${3:-$DEF_LR}"
     local cased="${4:-false}"
     local precision="${5:-fp16}"
-    local use_xla="${6:-true}"
+    local use_xla="${6:-$(bb_default_use_xla)}"
     local num_gpu="${7:-$(bb_default_num_gpu)}"
     local seq_length="${8:-$DEF_SEQ}"
     local bert_model="${9:-base}"
@@ -447,7 +453,7 @@ bb_pretrain_main() {
     local learning_rate="${3:-$d_lr}"
     local cased="${4:-false}"
     local precision="${5:-fp16}"
-    local use_xla="${6:-true}"
+    local use_xla="${6:-$(bb_default_use_xla)}"
     local num_gpu="${7:-$(bb_default_num_gpu)}"
     local warmup_steps="${8:-$d_warm}"
     local train_steps="${9:-$d_steps}"

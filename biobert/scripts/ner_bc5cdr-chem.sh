@@ -18,7 +18,7 @@ Positional arguments [defaults]:
   3 learning_rate     [3.125e-6]
   4 cased             true | false [false]   (false: uncased vocabulary, --do_lower_case=true)
   5 precision         fp16 -> --amp, anything else -> --noamp [fp16]
-  6 use_xla           true | false [true]
+  6 use_xla           true | false [true with GPUs, false on CPU]
   7 num_gpu           processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
   8 seq_length        [128]
   9 bert_model        base | large [base]

@@ -18,7 +18,7 @@ Positional arguments [defaults]:
   3 bert_model        base | large [base]
   4 cased             true | false [false]
   5 precision         fp16 -> --amp, anything else -> --noamp [fp16]
-  6 use_xla           true | false [true]
+  6 use_xla           true | false [true with GPUs, false on CPU]
   7 batch_size        eval and predict batch size [16]
 Sequence length: 128 for NER, 512 for ChemProt (SEQ_LENGTH overrides).
 
@@ -38,7 +38,7 @@ init_checkpoint="${2:-}"
 bert_model="${3:-base}"
 cased="${4:-false}"
 precision="${5:-fp16}"
-use_xla="${6:-true}"
+use_xla="${6:-$(bb_default_use_xla)}"
 batch_size="${7:-16}"
 seq_length="${SEQ_LENGTH:-$DEF_SEQ}"
 

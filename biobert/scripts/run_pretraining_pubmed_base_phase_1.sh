@@ -15,7 +15,7 @@ Positional arguments [defaults]:
   2 learning_rate           [9.625e-5]
   3 cased                   true | false [false]
   4 precision               fp16 -> --amp, anything else -> --noamp [fp16]
-  5 use_xla                 true | false [true]
+  5 use_xla                 true | false [true with GPUs, false on CPU]
   6 num_gpu                 processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
   7 warmup_steps            [1953]
   8 train_steps             [19531]

@@ -17,7 +17,7 @@ Positional arguments [defaults]:
   3 learning_rate           [2.9e-4]
   4 cased                   true | false [false]
   5 precision               fp16 -> --amp, anything else -> --noamp [fp16]
-  6 use_xla                 true | false [true]
+  6 use_xla                 true | false [true with GPUs, false on CPU]
   7 num_gpu                 processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
   8 warmup_steps            [434]
   9 train_steps             [4340]
