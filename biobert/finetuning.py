@@ -39,7 +39,7 @@ class NerTask:
     per_token = True
     label_file = "label_map.json"
 
-    def __init__(self, label_scheme="original", max_words=30):
+    def __init__(self, label_scheme="first_subword", max_words=30):
         if label_scheme not in ("original", "first_subword"):
             raise InputError(f"unknown --ner_label_scheme {label_scheme!r} (use 'original' or 'first_subword')")
         self.label_scheme = label_scheme

@@ -148,3 +148,25 @@ def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, tmp_path):
     (data / "test.tsv").write_text("Aspirin\tB-Drug\n\n", encoding="utf-8")
     proc = run_ner(base_args(ner_slice, out, data_dir=data) + ["--do_predict", "--noamp"], check=False)
     assert proc.returncode == 1 and f"{data / 'test.tsv'}:1" in proc.stderr and "B-Drug" in proc.stderr
+
+
+def test_label_schemes_weight_the_loss(ner_slice):
+    from biobert import finetuning
+    from biobert.tokenization import FullTokenizer
+
+    tokenizer = FullTokenizer(str(ner_slice["vocab"]), do_lower_case=False)
+    sentences = ner.read_ner_file(ner_slice["data"] / "test.tsv")[:20]
+    weights = {}
+    for scheme in ("first_subword", "original"):
+        task = finetuning.NerTask(scheme)
+        task.label_map = ner.LabelMap.from_sentences([sentences])
+        feats = task.features(sentences, tokenizer, 128)
+        weights[scheme] = feats
+        for f in feats:
+            expected = f["first_subword"] if scheme == "first_subword" else np.ones(len(f["input_ids"]))
+            np.testing.assert_array_equal(f["loss_weights"], expected)
+    # Same features otherwise: the label ids keep X, [CLS] and [SEP] in both schemes.
+    for a, b in zip(weights["first_subword"], weights["original"]):
+        np.testing.assert_array_equal(a["label_ids"], b["label_ids"])
+    x_id = ner.LabelMap.from_sentences([sentences]).id("X")
+    assert any((f["label_ids"] == x_id).any() for f in weights["original"])
