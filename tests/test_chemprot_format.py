@@ -1,10 +1,8 @@
 """data/ChemProtTextFormatting.py: hand-built corpora with exact rows, and the real dev/test splits."""
 import collections
 import importlib.util
-import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 import zipfile

@@ -2,23 +2,18 @@
 import json
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import run_python, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "data"))
 
 
 def python(script, args, check=True):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, script)] + args, capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
-    if check and proc.returncode:
-        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_python([os.path.join(REPO, script)] + args, check=check)
 
 
 @pytest.fixture(scope="module")

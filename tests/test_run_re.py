@@ -1,23 +1,17 @@
 """run_re.py end to end on slices of the formatted real ChemProt corpus, tiny BERT config; re_eval on its output."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import run_python, tiny_config
 
 from biobert import re_eval, relation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def python(args, check=True):
-    proc = subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=REPO, timeout=600)
-    if check and proc.returncode:
-        raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+python = run_python
 
 
 @pytest.fixture(scope="module")
