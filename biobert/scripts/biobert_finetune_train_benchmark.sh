@@ -88,19 +88,9 @@ for seq_length in ${BENCH_SEQ_LENGTHS:-128 512}; do
             bb_is_dry_run && continue
             perf="$(bb_collect_perf train "$log" "$res_dir/bert_dllog.json")"
             echo "$perf"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$precision" "$seq_length" "$train_batch_size" \
-                "$(bb_perf_value "$perf" 'Throughput Average (sentences/sec) =')" \
-                "$(bb_perf_value "$perf" 'Level 50 (ms) =')" "$(bb_perf_value "$perf" 'Level 90 (ms) =')" \
-                "$(bb_perf_value "$perf" 'Level 95 (ms) =')" "$(bb_perf_value "$perf" 'Level 99 (ms) =')" \
-                "$(bb_perf_value "$perf" 'Level 100 (ms) =')" >> "$summary"
+            bb_summary_row "$summary" "$perf" "$precision" "$seq_length" "$train_batch_size"
         done
     done
 done
 
-if ! bb_is_dry_run; then
-    echo "Summary ($summary):"
-    cat "$summary"
-fi
-if [ "${#failed[@]}" -gt 0 ]; then
-    bb_die "${#failed[@]} run(s) failed: ${failed[*]}"
-fi
+bb_finish_benchmark "$summary" ${failed[@]+"${failed[@]}"}

@@ -518,3 +518,26 @@ bb_pretrain_main() {
         "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" \
         "--init_checkpoint=$init_checkpoint"
 }
+
+# bb_summary_row SUMMARY PERF PRECISION SEQ_LENGTH BATCH: append one tab-separated benchmark row
+# (throughput, then latency p50/p90/p95/p99/p100) parsed from bb_collect_perf's PERF text.
+bb_summary_row() {
+    local summary="$1" perf="$2"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$3" "$4" "$5" \
+        "$(bb_perf_value "$perf" 'Throughput Average (sentences/sec) =')" \
+        "$(bb_perf_value "$perf" 'Level 50 (ms) =')" "$(bb_perf_value "$perf" 'Level 90 (ms) =')" \
+        "$(bb_perf_value "$perf" 'Level 95 (ms) =')" "$(bb_perf_value "$perf" 'Level 99 (ms) =')" \
+        "$(bb_perf_value "$perf" 'Level 100 (ms) =')" >> "$summary"
+}
+
+# bb_finish_benchmark SUMMARY FAILED...: print the summary file (not under DRY_RUN); exit 1 naming failed runs.
+bb_finish_benchmark() {
+    local summary="$1"; shift
+    if ! bb_is_dry_run; then
+        echo "Summary ($summary):"
+        cat "$summary"
+    fi
+    if [ "$#" -gt 0 ]; then
+        bb_die "$# run(s) failed: $*"
+    fi
+}
