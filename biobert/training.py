@@ -281,7 +281,7 @@ class Trainer:
             return None
         self.log.info(f"training from step {step} to {cfg.num_train_steps} "
                       f"(accumulating {cfg.num_accumulation_steps} micro-batch(es) per step)")
-        window_loss, window_rows, window_start, window_steps = 0.0, 0, time.time(), 0
+        window_rows, window_start = 0, time.time()
         first_step_done = False
         last_loss = None
         train_start = time.time()
@@ -310,9 +310,7 @@ class Trainer:
                               f"{time.time() - train_start:.1f}s")
                 window_start = time.time()
             else:
-                window_loss += loss
                 window_rows += rows
-                window_steps += 1
             last_loss = loss
             if step % cfg.display_loss_steps == 0 or step == cfg.num_train_steps:
                 elapsed = time.time() - window_start
@@ -323,7 +321,7 @@ class Trainer:
                     data["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
                 self.log.log(step, data, text=f"step {step}/{cfg.num_train_steps} loss {loss:.4f} lr {lr:.3g} "
                                               f"{throughput:.1f} sentences/s")
-                window_loss, window_rows, window_steps, window_start = 0.0, 0, 0, time.time()
+                window_rows, window_start = 0, time.time()
             if cfg.save_checkpoints_steps and step % cfg.save_checkpoints_steps == 0 \
                     and step < cfg.num_train_steps:
                 self.save()
