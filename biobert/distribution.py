@@ -3,6 +3,8 @@
 * one process, one or no GPU: the default strategy; one process, several GPUs: MirroredStrategy;
 * several processes: MultiWorkerMirroredStrategy, with the cluster taken from TF_CONFIG, from Slurm (srun,
   SlurmClusterResolver), or from an ``mpirun`` launch on one node (Open MPI's OMPI_COMM_WORLD_* variables);
+  when an mpirun/srun launch puts several processes on a node, each takes the GPU of its local rank, as the
+  original's Horovod processes did (TF_CONFIG launches set CUDA_VISIBLE_DEVICES themselves);
 * ``--horovod``: Horovod does not build against TensorFlow 2.21, so the same launch runs on tf.distribute
   and the log says so.
 Precision: ``--amp`` means mixed_float16 with dynamic loss scaling on GPUs, mixed_bfloat16 on CPUs.
@@ -31,50 +33,113 @@ class Runtime:
         return self.worker_index == 0
 
 
+def _port_base():
+    return int(os.environ.get("BIOBERT_PORT_BASE", "23456"))
+
+
+def _expand_tasks_per_node(value):
+    """Slurm's tasks-per-node list ("2(x3),1") -> [2, 2, 2, 1]."""
+    counts = []
+    for part in value.split(","):
+        if "(x" in part:
+            count, repeat = part.rstrip(")").split("(x")
+            counts += [int(count)] * int(repeat)
+        elif part:
+            counts.append(int(part))
+    return counts
+
+
+def _launch():
+    """How this process was started: "mpirun", "slurm" (srun with several tasks) or None (one process).
+
+    Open MPI's variables win: an ``mpirun`` inside an ``sbatch`` allocation also inherits the batch step's
+    SLURM_* variables, which describe the allocation, not this process.
+    """
+    if int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
+        return "mpirun"
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")))
+    if tasks > 1 and "SLURM_PROCID" in os.environ and "SLURM_STEP_TASKS_PER_NODE" in os.environ:
+        return "slurm"
+    return None
+
+
+def local_process():
+    """(rank of this process on its node, processes on its node) for mpirun/srun launches, else (0, 1)."""
+    launch = _launch()
+    if launch == "mpirun":
+        return (int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0")),
+                int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", os.environ["OMPI_COMM_WORLD_SIZE"])))
+    if launch == "slurm":
+        per_node = _expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"])
+        node = int(os.environ.get("SLURM_NODEID", "0"))
+        return int(os.environ.get("SLURM_LOCALID", "0")), per_node[min(node, len(per_node) - 1)]
+    return 0, 1
+
+
 def _mpirun_tf_config():
     """TF_CONFIG for an Open MPI launch whose ranks all run on this node, or None when not under mpirun."""
-    size = int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
-    if size <= 1:
+    if _launch() != "mpirun":
         return None
+    size = int(os.environ["OMPI_COMM_WORLD_SIZE"])
     local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", str(size)))
     if local != size:
         raise RuntimeError("mpirun across several nodes needs TF_CONFIG (or launch with srun under Slurm); "
                            "this launch only derives the cluster for ranks on one node")
     rank = int(os.environ["OMPI_COMM_WORLD_RANK"])
-    base = int(os.environ.get("BIOBERT_PORT_BASE", "23456"))
-    workers = [f"localhost:{base + r}" for r in range(size)]
+    workers = [f"localhost:{_port_base() + r}" for r in range(size)]
     return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}}
 
 
-def _multi_worker_resolver():
-    """A cluster resolver when this process is one of several workers, else None."""
+def _multi_worker_resolver(num_gpus):
+    """A cluster resolver when this process is one of several workers, else None.
+
+    ``num_gpus``: the GPUs this process sees after pinning, i.e. its replicas (0 = one CPU replica).
+    """
     if "TF_CONFIG" in os.environ:
         config = json.loads(os.environ["TF_CONFIG"])
         if len(config.get("cluster", {}).get("worker", [])) > 1:
             return tf.distribute.cluster_resolver.TFConfigClusterResolver()
         return None
-    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")))
-    if tasks > 1 and "SLURM_PROCID" in os.environ:
-        gpus = len(tf.config.list_physical_devices("GPU"))
-        return tf.distribute.cluster_resolver.SlurmClusterResolver(
-            port_base=int(os.environ.get("BIOBERT_PORT_BASE", "23456")), gpus_per_node=gpus,
-            gpus_per_task=1 if gpus else 0)
-    config = _mpirun_tf_config()
-    if config is not None:
-        os.environ["TF_CONFIG"] = json.dumps(config)
+    launch = _launch()
+    if launch == "mpirun":
+        os.environ["TF_CONFIG"] = json.dumps(_mpirun_tf_config())
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if launch == "slurm":
+        # Devices are pinned by setup() (one GPU per process when several share a node), so the resolver only
+        # lays out host:port addresses: one "slot" per task, and it must not touch CUDA_VISIBLE_DEVICES (too
+        # late once TensorFlow has listed the GPUs; with 0 GPUs its own arithmetic divides by zero).
+        # Its num_accelerators() would then report that slot as a GPU, so only its cluster is kept.
+        slots = max(_expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
+        slurm = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=_port_base(), gpus_per_node=slots, gpus_per_task=1, auto_set_gpu=False)
+        spec = slurm.cluster_spec()
+        return tf.distribute.cluster_resolver.SimpleClusterResolver(
+            spec, task_type=slurm.task_type, task_id=slurm.task_id, rpc_layer="grpc",
+            num_accelerators={"GPU": num_gpus} if num_gpus else None)
     return None
+
+
+def _pin_gpu(gpus, log_notes):
+    """One GPU per process when several processes share a node (the original's Horovod layout)."""
+    local_rank, local_size = local_process()
+    if not gpus or local_size <= 1:
+        return gpus
+    if local_size > len(gpus):
+        log_notes.append(f"warning: {local_size} processes on this node share {len(gpus)} GPU(s)")
+    gpu = gpus[local_rank % len(gpus)]
+    tf.config.set_visible_devices([gpu], "GPU")
+    return [gpu]
 
 
 def setup(amp=False, use_xla=False, horovod=False, log=print):
     """Pick the strategy and the precision policy; call before any model is built."""
-    gpus = tf.config.list_physical_devices("GPU")
+    notes = []
+    gpus = _pin_gpu(tf.config.list_physical_devices("GPU"), notes)
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
             pass
-    notes = []
     if horovod:
         try:
             import horovod.tensorflow  # noqa: F401
@@ -83,7 +148,7 @@ def setup(amp=False, use_xla=False, horovod=False, log=print):
         except ImportError:
             notes.append("--horovod: Horovod is not installed (it does not build against TensorFlow 2.21); "
                          "running the same launch on tf.distribute instead")
-    resolver = _multi_worker_resolver()
+    resolver = _multi_worker_resolver(len(gpus))
     if resolver is not None:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         task = resolver.task_id or 0

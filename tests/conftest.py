@@ -25,3 +25,64 @@ def uncased_vocab(shared_data):
 @pytest.fixture(scope="session")
 def cased_vocab(shared_data):
     return shared_data / "vocab" / "bert-base-cased-vocab.txt"
+
+
+def first_sentences(path, n):
+    """The first ``n`` blank-line-separated sentences of a CoNLL file, as text."""
+    blocks = open(path, encoding="utf-8").read().split("\n\n")
+    return "\n\n".join(blocks[:n]).strip("\n") + "\n\n"
+
+
+@pytest.fixture(scope="session")
+def ner_slice(tmp_path_factory, shared_data, cased_vocab):
+    """A slice of BC5CDR chem (160/40/60 sentences) and a tiny BERT config over the cased vocabulary."""
+    from helpers import tiny_config
+
+    from biobert import ner
+
+    root = tmp_path_factory.mktemp("bc5cdr")
+    data = root / "chem"
+    data.mkdir()
+    src = shared_data / "BC5CDR" / "chem"
+    for name, n in (("train.tsv", 160), ("devel.tsv", 40), ("test.tsv", 60)):
+        (data / name).write_text(first_sentences(src / name, n), encoding="utf-8")
+    config = root / "bert_config.json"
+    tiny = tiny_config(vocab_size=sum(1 for _ in open(cased_vocab, encoding="utf-8")), hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0)
+    tiny.to_json_file(config)
+    pieces = sum(len(ner.read_ner_file(data / name)) for name in ("train.tsv", "devel.tsv"))
+    return {"data": data, "config": config, "vocab": cased_vocab, "pieces": pieces, "steps_per_epoch": pieces // 16}
+
+
+@pytest.fixture(scope="session")
+def records(shared_data, uncased_vocab, tmp_path_factory):
+    """Sentence-per-line documents from the first 120 articles, as phase-1 (64/10) and phase-2 (128/20) records."""
+    import sys
+
+    from helpers import run_python, tiny_config
+
+    sys.path.insert(0, str(REPO / "data"))
+    import TextSharding
+
+    root = tmp_path_factory.mktemp("pretrain")
+    lines = (shared_data / "pubmed" / "PubMedAbstract_1MB.txt").read_text(encoding="utf-8").splitlines()
+    segmenter = TextSharding.NLTKSegmenter(train_text="\n".join(lines), use_downloaded=False)
+    articles = [line for line in lines if line.strip()][:120]
+    text = root / "sentences.txt"
+    text.write_text("".join("\n".join(segmenter.segment_string(a)) + "\n\n" for a in articles), encoding="utf-8")
+    out = {}
+    for phase, seq, pred in ((1, 64, 10), (2, 128, 20)):
+        for split, dupe in (("training", 3), ("test", 1)):
+            folder = root / f"phase{phase}" / split
+            folder.mkdir(parents=True)
+            run_python([REPO / "create_pretraining_data.py", f"--input_file={text}",
+                        f"--output_file={folder / 'part-0.tfrecord'}", f"--vocab_file={uncased_vocab}",
+                        "--do_lower_case", f"--max_seq_length={seq}", f"--max_predictions_per_seq={pred}",
+                        f"--dupe_factor={dupe}", f"--random_seed={12345 + (split == 'test')}"])
+        out[phase] = {"train": root / f"phase{phase}" / "training", "test": root / f"phase{phase}" / "test",
+                      "seq": seq, "pred": pred}
+    config = root / "bert_config.json"
+    tiny_config(vocab_size=30522, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                max_position_embeddings=128).to_json_file(config)
+    out["config"] = config
+    return out

@@ -32,3 +32,24 @@ def run_python(argv, check=True, timeout=600):
     if check and proc.returncode:
         raise AssertionError(f"{argv[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def token_task():
+    """A tiny per-token classification task for the distribution tests: 64 fixed examples of 6 word pieces
+    (label = id mod 3 + 1), its masked cross-entropy, and a 2-layer BERT config without dropout."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    def loss_fn(batch, logits):
+        w = tf.cast(batch["input_mask"], tf.float32)
+        ce = keras.losses.sparse_categorical_crossentropy(batch["label_ids"], logits, from_logits=True)
+        return tf.reduce_sum(ce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+    rng = np.random.default_rng(0)
+    feats = []
+    for _ in range(64):
+        ids = rng.integers(5, 64, 6).astype(np.int32)
+        feats.append({"input_ids": ids, "segment_ids": np.zeros(6, np.int32), "label_ids": ids % 3 + 1})
+    config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return feats, loss_fn, config

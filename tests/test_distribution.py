@@ -13,23 +13,12 @@ SCRIPT = textwrap.dedent('''
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    sys.path.insert(0, sys.argv[1])
+    sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
     from biobert import distribution, modeling, training
-    from biobert.config import BertConfig
     from biobert.dllogger import RunLog
+    from helpers import token_task
 
-    def loss_fn(batch, logits):
-        w = tf.cast(batch["input_mask"], tf.float32)
-        ce = keras.losses.sparse_categorical_crossentropy(batch["label_ids"], logits, from_logits=True)
-        return tf.reduce_sum(ce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
-
-    rng = np.random.default_rng(0)
-    feats = []
-    for _ in range(64):
-        ids = rng.integers(5, 64, 6).astype(np.int32)
-        feats.append({"input_ids": ids, "segment_ids": np.zeros(6, np.int32), "label_ids": ids % 3 + 1})
-    config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    feats, loss_fn, config = token_task()
     results = {}
     for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
                            ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):

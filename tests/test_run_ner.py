@@ -8,34 +8,10 @@ import sys
 import time
 
 import numpy as np
-import pytest
-from helpers import tiny_config
 
 from biobert import conlleval, ner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def first_sentences(path, n):
-    """The first ``n`` blank-line-separated sentences of a CoNLL file, as text."""
-    blocks = open(path, encoding="utf-8").read().split("\n\n")
-    return "\n\n".join(blocks[:n]).strip("\n") + "\n\n"
-
-
-@pytest.fixture(scope="module")
-def ner_slice(tmp_path_factory, shared_data, cased_vocab):
-    root = tmp_path_factory.mktemp("bc5cdr")
-    data = root / "chem"
-    data.mkdir()
-    src = shared_data / "BC5CDR" / "chem"
-    for name, n in (("train.tsv", 160), ("devel.tsv", 40), ("test.tsv", 60)):
-        (data / name).write_text(first_sentences(src / name, n), encoding="utf-8")
-    config = root / "bert_config.json"
-    tiny = tiny_config(vocab_size=sum(1 for _ in open(cased_vocab, encoding="utf-8")), hidden_dropout_prob=0.0,
-                       attention_probs_dropout_prob=0.0)
-    tiny.to_json_file(config)
-    pieces = sum(len(ner.read_ner_file(data / name)) for name in ("train.tsv", "devel.tsv"))
-    return {"data": data, "config": config, "vocab": cased_vocab, "steps_per_epoch": pieces // 16}
 
 
 def run_ner(args, check=True, **popen):

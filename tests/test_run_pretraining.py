@@ -2,48 +2,15 @@
 import json
 import os
 import re
-import sys
 
 import numpy as np
-import pytest
-from helpers import run_python, tiny_config
+from helpers import run_python
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "data"))
 
 
 def python(script, args, check=True):
     return run_python([os.path.join(REPO, script)] + args, check=check)
-
-
-@pytest.fixture(scope="module")
-def records(shared_data, uncased_vocab, tmp_path_factory):
-    """Sentence-per-line documents from the first 120 articles, as phase-1 (64/10) and phase-2 (128/20) records."""
-    import TextSharding
-
-    root = tmp_path_factory.mktemp("pretrain")
-    lines = (shared_data / "pubmed" / "PubMedAbstract_1MB.txt").read_text(encoding="utf-8").splitlines()
-    segmenter = TextSharding.NLTKSegmenter(train_text="\n".join(lines), use_downloaded=False)
-    articles = [line for line in lines if line.strip()][:120]
-    text = root / "sentences.txt"
-    text.write_text("".join("\n".join(segmenter.segment_string(a)) + "\n\n" for a in articles), encoding="utf-8")
-    out = {}
-    for phase, seq, pred in ((1, 64, 10), (2, 128, 20)):
-        for split, dupe in (("training", 3), ("test", 1)):
-            folder = root / f"phase{phase}" / split
-            folder.mkdir(parents=True)
-            python("create_pretraining_data.py", [
-                f"--input_file={text}", f"--output_file={folder / 'part-0.tfrecord'}",
-                f"--vocab_file={uncased_vocab}", "--do_lower_case", f"--max_seq_length={seq}",
-                f"--max_predictions_per_seq={pred}", f"--dupe_factor={dupe}",
-                f"--random_seed={12345 + (split == 'test')}"])
-        out[phase] = {"train": root / f"phase{phase}" / "training", "test": root / f"phase{phase}" / "test",
-                      "seq": seq, "pred": pred}
-    config = root / "bert_config.json"
-    tiny_config(vocab_size=30522, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                max_position_embeddings=128).to_json_file(config)
-    out["config"] = config
-    return out
 
 
 def args_for(records, phase, out, **extra):
