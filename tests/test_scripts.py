@@ -125,6 +125,24 @@ def test_help_prints_usage_and_runs_nothing(sb, script):
 
 # ---------------------------------------------------------------- NER fine-tuning
 
+@pytest.mark.parametrize("task", ["ner_bc5cdr-chem", "ner_bc5cdr-disease", "rel_chemprot"])
+def test_finetune_help_shows_the_defaults_the_script_uses(sb, task):
+    """The -h text is built from the same task settings as the run: its defaults are the command's flags."""
+    text = sb.run(f"{task}.sh", "-h").stdout
+    shown = dict(re.findall(r"^ *\d+ (\w+) .*\[([^\]<]+)\]$", text, flags=re.M))
+    if task == "rel_chemprot":
+        (sb.data / "biobert" / "chemprot-data_treeLSTM").mkdir(parents=True, exist_ok=True)
+        (sb.data / "biobert" / "chemprot-data_treeLSTM" / "train.tsv").write_text("index\tsentence\tlabel\n")
+    run = [c for c in sb.commands(f"{task}.sh") if any(a.endswith(("run_ner.py", "run_re.py")) for a in c)]
+    f = flags(python_part(run[0])[1])
+    assert shown["learning_rate"] == f["learning_rate"]
+    assert shown["seq_length"] == f["max_seq_length"]
+    assert shown["eval_batch_size"] == f["eval_batch_size"]
+    assert float(shown["epochs"]) == float(f["num_train_epochs"])
+    assert f"[{sb.data}" not in text and "$DATA_ROOT/biobert/" in text
+
+
+
 def test_ner_chem_defaults(sb):
     (cmd,) = sb.commands("ner_bc5cdr-chem.sh")
     launcher, py = python_part(cmd)

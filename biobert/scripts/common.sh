@@ -238,6 +238,49 @@ bb_task_settings() {
     esac
 }
 
+# bb_finetune_usage TASK: the -h text of the one-click fine-tuning script for TASK (its defaults come from
+# bb_task_settings, so the text and the behaviour cannot drift apart).
+bb_finetune_usage() {
+    local task="$1" what env
+    DATA_ROOT="\$DATA_ROOT" BC5CDR_DATA="" CHEMPROT_DATA="" bb_task_settings "$task"
+    case "$task" in
+        rel_chemprot)
+            what="Builds train/dev/test.tsv from the original ChemProt corpus when train.tsv is missing
+(data/ChemProtTextFormatting.py), fine-tunes run_re.py, then prints the micro P/R/F1 of
+biobert/re_eval.py (also saved to <output_dir>/test_results.txt)."
+            env="CHEMPROT_DATA [$DATASET_DIR],
+CHEMPROT_CORPUS [\$DATA_ROOT/biobert/ChemProt_Corpus]" ;;
+        *)
+            what="Fine-tunes run_ner.py on BC5CDR-${task#ner_bc5cdr-} (train+devel for training, devel for eval, test for
+prediction) and prints the conlleval summary of the test set."
+            env="BC5CDR_DATA [$DATASET_DIR]" ;;
+    esac
+    cat <<USAGE
+Usage: bash biobert/scripts/$task.sh [init_checkpoint] [train_batch_size] [learning_rate]
+         [cased] [precision] [use_xla] [num_gpu] [seq_length] [bert_model] [eval_batch_size] [epochs]
+
+$what
+
+Positional arguments [defaults]:
+  1 init_checkpoint   TF1/TF2 checkpoint or Hugging Face folder
+                      [<results>/biobert_tf_<uncased|cased>_<bert_model>/model.ckpt]
+  2 train_batch_size  per-process batch size [8]
+  3 learning_rate     [$DEF_LR]
+  4 cased             true | false [false]   (false: uncased vocabulary, --do_lower_case=true)
+  5 precision         fp16 -> --amp, anything else -> --noamp [fp16]
+  6 use_xla           true | false [true with GPUs, false on CPU]
+  7 num_gpu           processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
+  8 seq_length        [$DEF_SEQ]
+  9 bert_model        base | large [base]
+ 10 eval_batch_size   eval and predict batch size [$DEF_EVAL_BS]
+ 11 epochs            [$DEF_EPOCHS]
+
+Environment: DATA_ROOT, BERT_DIR, VOCAB_FILE, BERT_CONFIG,
+$env, RESULTS_DIR, OUTPUT_DIR, PYTHON, DRY_RUN=1 (print commands only).
+Output: <results>/tf_bert_biobert_${TASK_TAG}_<bert_model>_<precision>_gbs<N>_<yymmddHHMMSS>.
+USAGE
+}
+
 # bb_prepare_chemprot: turn the original ChemProt corpus into train/dev/test.tsv of
 # DATASET_DIR when its train.tsv is missing.
 bb_prepare_chemprot() {
