@@ -62,6 +62,21 @@ def max_difference(a, b):
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
+def assert_two_workers_match(path0, path1, reference):
+    w0, w1 = weights(path0), weights(path1)
+    assert max_difference(w0, w1) == 0.0            # the workers hold the same mirrored weights
+    assert max_difference(w0, reference) < 1e-5     # and they are the one-process result
+
+
+def rank_launcher(tmp_path, worker_script, rank_variable):
+    """A shell script running the worker with its weights written to rank<N>.npz, N read from the
+    launcher's rank variable (OMPI_COMM_WORLD_RANK, SLURM_PROCID)."""
+    launcher = tmp_path / "launch.sh"
+    launcher.write_text(f'exec "{sys.executable}" "{worker_script}" "{REPO}" '
+                        f'"{tmp_path}/rank${rank_variable}.npz" 1e-3\n')
+    return launcher
+
+
 @pytest.fixture(scope="module")
 def worker_script(tmp_path_factory):
     path = tmp_path_factory.mktemp("multiworker") / "worker.py"
@@ -101,9 +116,7 @@ def test_two_tf_config_workers_train_like_one_process(worker_script, one_process
         assert proc.returncode == 0, out
         assert f"worker {index} of 2 replicas 2 step 4" in out
     assert "MultiWorkerMirroredStrategy over 2 workers; 2 replica(s)" in outputs[0]
-    w0, w1 = weights(tmp_path / "w0.npz"), weights(tmp_path / "w1.npz")
-    assert max_difference(w0, w1) == 0.0                      # the workers hold the same mirrored weights
-    assert max_difference(w0, one_process_reference) < 1e-5   # and they are the one-process result
+    assert_two_workers_match(tmp_path / "w0.npz", tmp_path / "w1.npz", one_process_reference)
 
 
 @pytest.fixture(scope="module")
@@ -118,17 +131,12 @@ def mpirun_command(mpirun, n, port_base):
 
 
 def test_mpirun_two_ranks_train_like_one_process(mpirun, worker_script, one_process_reference, tmp_path):
-    # Each rank writes its own file, named after the rank Open MPI gives it.
-    launcher = tmp_path / "launch.sh"
-    launcher.write_text(f'exec "{sys.executable}" "{worker_script}" "{REPO}" '
-                        f'"{tmp_path}/rank$OMPI_COMM_WORLD_RANK.npz" 1e-3\n')
+    launcher = rank_launcher(tmp_path, worker_script, "OMPI_COMM_WORLD_RANK")
     proc = subprocess.run(mpirun_command(mpirun, 2, free_port_base(2)) + ["bash", str(launcher)],
                           capture_output=True, text=True, timeout=600, env=quiet_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "worker 0 of 2 replicas 2 step 4" in proc.stdout and "worker 1 of 2 replicas 2 step 4" in proc.stdout
-    r0, r1 = weights(tmp_path / "rank0.npz"), weights(tmp_path / "rank1.npz")
-    assert max_difference(r0, r1) == 0.0
-    assert max_difference(r0, one_process_reference) < 1e-5
+    assert_two_workers_match(tmp_path / "rank0.npz", tmp_path / "rank1.npz", one_process_reference)
 
 
 def test_mpirun_horovod_run_ner_end_to_end(mpirun, ner_slice, tmp_path):
@@ -164,9 +172,7 @@ def slurm(tmp_path_factory):
 
 def test_srun_two_tasks_train_like_one_process(slurm, worker_script, one_process_reference, tmp_path):
     """srun -n 2: the cluster comes from SlurmClusterResolver (SLURM_PROCID, SLURM_STEP_NODELIST, ...)."""
-    launcher = tmp_path / "launch.sh"
-    launcher.write_text(f'exec "{sys.executable}" "{worker_script}" "{REPO}" '
-                        f'"{tmp_path}/task$SLURM_PROCID.npz" 1e-3\n')
+    launcher = rank_launcher(tmp_path, worker_script, "SLURM_PROCID")
     env = quiet_env(SLURM_CONF=slurm.env["SLURM_CONF"], BIOBERT_PORT_BASE=str(free_port_base(2)))
     proc = subprocess.run(["srun", "-N1", "-n2", "bash", str(launcher)], capture_output=True, text=True,
                           timeout=600, env=env)
@@ -177,9 +183,7 @@ def test_srun_two_tasks_train_like_one_process(slurm, worker_script, one_process
                if line.startswith("replica devices:")]
     assert sorted(devices) == [["/job:worker/replica:0/task:0/device:CPU:0"],
                                ["/job:worker/replica:0/task:1/device:CPU:0"]], proc.stdout
-    t0, t1 = weights(tmp_path / "task0.npz"), weights(tmp_path / "task1.npz")
-    assert max_difference(t0, t1) == 0.0
-    assert max_difference(t0, one_process_reference) < 1e-5
+    assert_two_workers_match(tmp_path / "rank0.npz", tmp_path / "rank1.npz", one_process_reference)
 
 
 def test_sbatch_run_biobert_sub_pretrains_on_two_tasks(slurm, records, tmp_path):

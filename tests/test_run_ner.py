@@ -8,18 +8,15 @@ import sys
 import time
 
 import numpy as np
+from helpers import run_python
 
 from biobert import conlleval, ner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_ner(args, check=True, **popen):
-    cmd = [sys.executable, os.path.join(REPO, "run_ner.py")] + args
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"run_ner failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def run_ner(args, check=True):
+    return run_python([os.path.join(REPO, "run_ner.py")] + args, check=check)
 
 
 def base_args(s, out, **extra):
