@@ -37,7 +37,6 @@ def _file(data_dir, *names):
 class NerTask:
     """BC5CDR-style token classification; labels from the data (X, [CLS], [SEP] added), id 0 = padding."""
     per_token = True
-    bucket_batches = False      # exact length sort (the figures in BENCHMARKS.md); pieces rarely repeat a sentence
     label_file = "label_map.json"
 
     def __init__(self, label_scheme="first_subword", max_words=30):
@@ -120,7 +119,6 @@ class NerTask:
 class RelationTask:
     """ChemProt-style sentence classification on the pooled [CLS] into relation.LABELS."""
     per_token = False
-    bucket_batches = True       # one sentence gives many rows of equal length: do not batch them together
     num_labels = len(relation.LABELS)
 
     def read(self, data_dir, split):
@@ -242,8 +240,7 @@ def run(task, FLAGS):
             task.save_labels(FLAGS.output_dir)
             bert_config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
-                                            seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps,
-                                            bucket=task.bucket_batches)
+                                            seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps)
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
                  f"{train_config.num_warmup_steps} warm-up steps")
         trainer.fit(batches)

@@ -56,15 +56,9 @@ def _padded_length(longest, multiple, max_length):
     return int(min(max_length, max(multiple, math.ceil(longest / multiple) * multiple)))
 
 
-def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32, sort_window=64,
-                     bucket=False):
-    """Endless training batches: each epoch a seeded shuffle, then grouped by length within windows of
+def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32, sort_window=64):
+    """Endless training batches: each epoch a seeded shuffle, then length-sorted within windows of
     ``sort_window`` batches (little padding), batches in shuffled order; incomplete last batch dropped.
-
-    Grouping is by exact length (``bucket=False``) or by padded length (``bucket=True``: rows padded to the
-    same multiple of ``pad_multiple`` stay in shuffled order among themselves). Both pad the same, but exact
-    sorting puts rows of equal length side by side, and in ChemProt those are mostly the pairs of one
-    sentence: the relation task buckets, so its batches hold 4.7x fewer same-sentence pairs (BENCHMARKS.md).
 
     Deterministic for a given seed: ``start_step`` skips already-trained batches cheaply (for resuming).
     Yields dicts from ``pad_batch``.
@@ -73,9 +67,6 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
     if steps_per_epoch == 0:
         raise InputError(f"fewer training examples ({len(features)}) than one batch ({batch_size})")
     lengths = np.array([len(f["input_ids"]) for f in features])
-    keys = lengths
-    if bucket:
-        keys = np.array([_padded_length(n, pad_multiple, max_length) for n in lengths])
     epoch, offset = divmod(start_step, steps_per_epoch)
     while True:
         rng = np.random.default_rng([seed, epoch])
@@ -84,7 +75,7 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
         groups = []
         for start in range(0, len(order), window):
             chunk = order[start:start + window]
-            chunk = chunk[np.argsort(keys[chunk], kind="stable")]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
             groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         for b in rng.permutation(len(groups))[offset:]:
             idx = groups[b]

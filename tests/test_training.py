@@ -97,38 +97,6 @@ def test_training_batches_resume_position_and_padding():
     assert len(epoch) == 64                           # one epoch: 8 full batches of distinct examples
 
 
-def test_bucketed_batches_pad_the_same_but_split_rows_of_one_sentence():
-    # 32 "sentences" of 8 rows each, rows of a sentence of one length (as ChemProt's pairs); lengths 10-25 pad
-    # to 32, 40-55 to 64. Row r carries id 1000 + r so a batch tells which rows it holds.
-    lengths = [10 + g for g in range(16)] + [40 + g for g in range(16)]
-    feats, sentence_of = [], []
-    for g, length in enumerate(lengths):
-        for _ in range(8):
-            ids = np.full(length, 7, np.int32)
-            ids[0] = 1000 + len(feats)
-            feats.append({"input_ids": ids, "segment_ids": np.zeros(length, np.int32), "label": g % 6})
-            sentence_of.append(g)
-
-    def epoch(bucket):
-        batches = training.training_batches(feats, 8, 64, seed=4, sort_window=32, bucket=bucket)
-        rows, widths, together = [], [], 0
-        for _ in range(32):
-            batch = next(batches)
-            ids = batch["input_ids"][:, 0] - 1000
-            rows += ids.tolist()
-            widths.append(batch["input_ids"].shape[1])
-            counts = np.bincount([sentence_of[i] for i in ids], minlength=32)
-            together += int((counts * (counts - 1) // 2).sum())
-        return sorted(rows), sorted(widths), together
-
-    exact_rows, exact_widths, exact_together = epoch(False)
-    bucket_rows, bucket_widths, bucket_together = epoch(True)
-    assert exact_rows == bucket_rows == list(range(256))          # each row once an epoch
-    assert exact_widths == bucket_widths == [32] * 16 + [64] * 16   # the same padding
-    assert exact_together == 32 * 28                                # exact sort: every batch is one sentence
-    assert bucket_together < 32 * 28 / 5                             # bucketed: mostly rows of other sentences
-
-
 def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
     # Equal lengths, so the mean over 16 examples' tokens is the mean of the two halves' means.
     feats = [dict(f, input_ids=f["input_ids"][:4], segment_ids=f["segment_ids"][:4], label_ids=f["label_ids"][:4])
