@@ -221,7 +221,7 @@ def run(task, FLAGS):
         num_train_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
     train_config = training.TrainConfig(
         output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=max(num_train_steps, 1),
-        num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion), optimizer_type="adam",
+        num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion), decay_from_warmup=True, optimizer_type="adam",
         weight_decay_rate=FLAGS.weight_decay_rate, num_accumulation_steps=FLAGS.num_accumulation_steps,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.iterations_per_loop),
         use_xla=FLAGS.use_xla)

@@ -15,22 +15,28 @@ WEIGHT_DECAY_EXCLUDE = ("LayerNorm", "layer_norm", "bias")
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then polynomial decay to ``end`` at ``total_steps``.
 
-    With power 1.0 this is BERT's linear warm-up + linear decay (the decay runs over all ``total_steps``, as in
-    Google's code). ``step`` is the optimizer's 0-based iteration; during warm-up update k (from 1) uses
-    peak * k / warmup_steps, so the first update is not wasted on a zero rate as in Google's code.
+    ``step`` is the optimizer's 0-based iteration; during warm-up update k (from 1) uses peak * k / warmup_steps,
+    so the first update is not wasted on a zero rate as in Google's code. Two forms of the decay:
+      * ``decay_from_warmup=False`` (Google's and NVIDIA's pre-training): the decay is counted from step 0 over
+        all ``total_steps``, so right after warm-up the rate drops from ``peak`` to
+        peak * (1 - warmup/total) ** power;
+      * ``decay_from_warmup=True`` (fine-tuning: warm-up "then linear decay to 0", as PyTorch/Hugging Face's
+        linear schedule): the decay starts at ``peak`` when warm-up ends and reaches ``end`` at ``total_steps``.
     """
 
-    def __init__(self, peak, total_steps, warmup_steps=0, end=0.0, power=1.0):
+    def __init__(self, peak, total_steps, warmup_steps=0, end=0.0, power=1.0, decay_from_warmup=False):
         self.peak = float(peak)
         self.total_steps = max(int(total_steps), 1)
         self.warmup_steps = int(warmup_steps)
         self.end = float(end)
         self.power = float(power)
+        self.decay_from_warmup = bool(decay_from_warmup)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        total = float(self.total_steps)
-        progress = ops.minimum(step, total) / total
+        start = float(min(self.warmup_steps, self.total_steps)) if self.decay_from_warmup else 0.0
+        span = max(float(self.total_steps) - start, 1.0)
+        progress = ops.clip((step - start) / span, 0.0, 1.0)
         decayed = (self.peak - self.end) * ops.power(1.0 - progress, self.power) + self.end
         if self.warmup_steps <= 0:
             return decayed
@@ -39,7 +45,7 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "end": self.end, "power": self.power}
+                "end": self.end, "power": self.power, "decay_from_warmup": self.decay_from_warmup}
 
 
 class AdamWeightDecay(keras.optimizers.Optimizer):

@@ -107,6 +107,7 @@ class TrainConfig:
     weight_decay_rate: float = 0.01
     clip_norm: float = 1.0
     poly_power: float = 1.0
+    decay_from_warmup: bool = False      # True: the decay starts at the peak when warm-up ends (fine-tuning)
     num_accumulation_steps: int = 1
     allreduce_post_accumulation: bool = True
     save_checkpoints_steps: int = 1000
@@ -130,7 +131,8 @@ class Trainer:
             self.variables = modeling.variable_map(self.model)
             lr = config.learning_rate * runtime.num_workers
             self.schedule = optimization.WarmupPolynomialDecay(
-                lr, config.num_train_steps, config.num_warmup_steps, power=config.poly_power)
+                lr, config.num_train_steps, config.num_warmup_steps, power=config.poly_power,
+                decay_from_warmup=config.decay_from_warmup)
             self.optimizer, self.inner_optimizer = optimization.create_optimizer(
                 config.optimizer_type, self.schedule, config.weight_decay_rate, config.clip_norm,
                 loss_scale=config.init_loss_scale if runtime.loss_scaling else None)

@@ -144,6 +144,15 @@ def test_schedule_warmup_then_linear_decay():
     np.testing.assert_allclose(values, [1e-4, 5e-4, 1e-3, 9e-4, 4.5e-4, 1e-5, 0.0, 0.0], rtol=1e-5, atol=1e-9)
 
 
+def test_schedule_decay_from_end_of_warmup():
+    # Fine-tuning's form: the peak holds when warm-up ends, then falls linearly to 0 over the remaining 90 steps.
+    schedule = optimization.WarmupPolynomialDecay(1e-3, total_steps=100, warmup_steps=10, decay_from_warmup=True)
+    values = [float(schedule(s)) for s in (0, 9, 10, 55, 99, 100, 150)]
+    np.testing.assert_allclose(values, [1e-4, 1e-3, 1e-3, 5e-4, 1e-3 / 90, 0.0, 0.0], rtol=1e-5, atol=1e-9)
+    restored = optimization.WarmupPolynomialDecay.from_config(schedule.get_config())
+    assert float(restored(55)) == float(schedule(55))
+
+
 def test_lamb_first_step_matches_hand_computation():
     w0 = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
     b0 = np.array([0.1, -0.2], np.float32)
