@@ -97,6 +97,29 @@ def test_training_batches_resume_position_and_padding():
     assert len(epoch) == 64                           # one epoch: 8 full batches of distinct examples
 
 
+def test_training_batches_grouped_by_length_or_plainly_shuffled():
+    feats = toy_features(n=96)
+    lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
+
+    def epoch(sort_window):
+        batches = training.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=sort_window)
+        return [[lengths[tuple(r[r > 0])] for r in next(batches)["input_ids"]] for _ in range(12)]
+
+    def overlapping_pairs(epoch_lengths):
+        ranges = [(min(b), max(b)) for b in epoch_lengths]
+        return sum(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(ranges) for b in ranges[i + 1:])
+
+    grouped, plain = epoch(64), epoch(1)              # one window of 64 batches holds the whole epoch
+    for batches in (grouped, plain):
+        assert sorted(n for b in batches for n in b) == sorted(lengths.values())
+    # Grouped: each batch holds a run of the length-sorted epoch, so no two batches' length ranges cross and
+    # the batches pad to fewer positions; plainly shuffled: mixed lengths in every batch.
+    assert overlapping_pairs(grouped) == 0 and overlapping_pairs(plain) > 30
+    assert sum(8 * max(b) for b in grouped) < 0.8 * sum(8 * max(b) for b in plain)
+    resumed = training.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=1, start_step=5)
+    assert [lengths[tuple(r[r > 0])] for r in next(resumed)["input_ids"]] == plain[5]
+
+
 def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
     # Equal lengths, so the mean over 16 examples' tokens is the mean of the two halves' means.
     feats = [dict(f, input_ids=f["input_ids"][:4], segment_ids=f["segment_ids"][:4], label_ids=f["label_ids"][:4])
