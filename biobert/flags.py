@@ -47,6 +47,6 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                          "(in the original: steps per TPU loop).")
     flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated into one optimizer step.")
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
-    flags.DEFINE_bool("group_by_length", True, "Sort the shuffled training rows by length within windows of 64 "
-                      "batches, so that batches need little padding (about 2x faster); --nogroup_by_length "
-                      "shuffles plainly, as the original and Hugging Face's Trainer do.")
+    flags.DEFINE_bool("group_by_length", True, "Sort the shuffled training rows by length within "
+                      "windows of 64 batches, so that batches need little padding (about 2x faster); "
+                      "--nogroup_by_length shuffles plainly, as Hugging Face's Trainer does.")

@@ -38,6 +38,7 @@ def test_train_eval_predict_writes_every_output(ner_slice, tmp_path):
     for name in ("eval_results.txt", "label_test.txt", "test_labels.txt", "test_labels_errs.txt",
                  "test_results_conlleval.txt", "label_map.json", "bert_config.json", "checkpoint"):
         assert os.path.isfile(os.path.join(out, name)), name
+    assert "length-grouped batches" in proc.stdout                 # run_ner's default order
     logs = dllog(os.path.join(out, "dllog.json"))
     losses = [r["data"]["loss"] for r in logs if r["type"] == "LOG" and "loss" in r["data"]]
     assert len(losses) == 6 * ner_slice["steps_per_epoch"]          # train + devel pieces, batch 16

@@ -39,11 +39,12 @@ def chemprot(shared_data, uncased_vocab, tmp_path_factory):
 
 def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
     out = tmp_path / "out"
-    python([os.path.join(REPO, "run_re.py"), "--task_name=chemprot", "--do_train", "--do_eval", "--do_predict",
-            f"--data_dir={chemprot['data']}", f"--bert_config_file={chemprot['config']}",
-            f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}",
-            "--train_batch_size=16", "--learning_rate=2e-3", "--num_train_epochs=8", "--iterations_per_loop=1",
-            "--noamp", "--nouse_xla"])
+    proc = python([os.path.join(REPO, "run_re.py"), "--task_name=chemprot", "--do_train", "--do_eval",
+                   "--do_predict", f"--data_dir={chemprot['data']}", f"--bert_config_file={chemprot['config']}",
+                   f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}",
+                   "--train_batch_size=16", "--learning_rate=2e-3", "--num_train_epochs=8", "--iterations_per_loop=1",
+                   "--noamp", "--nouse_xla", "--nogroup_by_length"])
+    assert "plainly shuffled batches" in proc.stdout
     rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
     losses = [r["data"]["loss"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]]
     assert len(losses) == 8 * (320 // 16)
