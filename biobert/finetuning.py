@@ -239,12 +239,13 @@ def run(task, FLAGS):
         if runtime.is_chief:
             task.save_labels(FLAGS.output_dir)
             bert_config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
+        sort_window, order = ((training.SORT_WINDOW, "length-grouped batches") if FLAGS.group_by_length
+                              else (1, "plainly shuffled batches"))
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
                                             seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps,
-                                            sort_window=64 if FLAGS.group_by_length else 1)
+                                            sort_window=sort_window)
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
-                 f"{train_config.num_warmup_steps} warm-up steps, "
-                 f"{'length-grouped batches' if FLAGS.group_by_length else 'plainly shuffled batches'}")
+                 f"{train_config.num_warmup_steps} warm-up steps, {order}")
         trainer.fit(batches)
     elif resumed:
         trainer.load_weights(resumed, require_heads=True)

@@ -56,7 +56,11 @@ def _padded_length(longest, multiple, max_length):
     return int(min(max_length, max(multiple, math.ceil(longest / multiple) * multiple)))
 
 
-def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32, sort_window=64):
+SORT_WINDOW = 64      # batches whose rows training_batches sorts by length together (1: a plain shuffle)
+
+
+def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32,
+                     sort_window=SORT_WINDOW):
     """Endless training batches: each epoch a seeded shuffle, then length-sorted within windows of
     ``sort_window`` batches (little padding), batches in shuffled order; incomplete last batch dropped.
 

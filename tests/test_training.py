@@ -101,9 +101,12 @@ def test_training_batches_grouped_by_length_or_plainly_shuffled():
     feats = toy_features(n=96)
     lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
 
+    def row_lengths(batch):
+        return [lengths[tuple(r[r > 0])] for r in batch["input_ids"]]
+
     def epoch(sort_window):
         batches = training.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=sort_window)
-        return [[lengths[tuple(r[r > 0])] for r in next(batches)["input_ids"]] for _ in range(12)]
+        return [row_lengths(next(batches)) for _ in range(12)]
 
     def overlapping_pairs(epoch_lengths):
         ranges = [(min(b), max(b)) for b in epoch_lengths]
@@ -117,7 +120,7 @@ def test_training_batches_grouped_by_length_or_plainly_shuffled():
     assert overlapping_pairs(grouped) == 0 and overlapping_pairs(plain) > 30
     assert sum(8 * max(b) for b in grouped) < 0.8 * sum(8 * max(b) for b in plain)
     resumed = training.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=1, start_step=5)
-    assert [lengths[tuple(r[r > 0])] for r in next(resumed)["input_ids"]] == plain[5]
+    assert row_lengths(next(resumed)) == plain[5]
 
 
 def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
