@@ -93,14 +93,19 @@ def batches(encodings, labels, batch_size, order):
         yield batch
 
 
-def make_optimizer(model, args, total_steps):
-    """AdamW with weight decay on all but bias/LayerNorm weights, and the linear warm-up/decay schedule."""
+def make_adamw(model, learning_rate, weight_decay, adam_epsilon):
+    """torch AdamW with weight decay on all but bias/LayerNorm weights (the project's AdamWeightDecay)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if any(part in name for part in NO_DECAY) else decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=args.learning_rate, betas=(0.9, 0.999), eps=args.adam_epsilon)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=learning_rate, betas=(0.9, 0.999), eps=adam_epsilon)
+
+
+def make_optimizer(model, args, total_steps):
+    """make_adamw with the flags, and the linear warm-up/decay schedule."""
+    optimizer = make_adamw(model, args.learning_rate, args.weight_decay, args.adam_epsilon)
     warmup = int(total_steps * args.warmup_proportion)
     scheduler = transformers.get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     return optimizer, scheduler, warmup

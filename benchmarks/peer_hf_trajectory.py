@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from transformers import BertForSequenceClassification
 
-NO_DECAY = ("bias", "LayerNorm.weight")
+from peer_hf_chemprot import make_adamw
 
 
 def main():
@@ -34,11 +34,7 @@ def main():
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(data["output_weights"]))
         model.classifier.bias.copy_(torch.from_numpy(data["output_bias"]))
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if any(part in name for part in NO_DECAY) else decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-6)
+    optimizer = make_adamw(model, args.learning_rate, weight_decay=0.01, adam_epsilon=1e-6)
     warmup = int(steps * 0.1)
 
     def factor(k):  # run_re.py's schedule: update k (from 0) uses peak*(k+1)/warmup, then linear decay to 0
