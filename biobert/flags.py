@@ -23,7 +23,7 @@ def define_common(dllog_path="/results/bert_dllog.json"):
 
 
 def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_batch_size, learning_rate,
-                      num_train_epochs, max_seq_length, task_name):
+                      num_train_epochs, max_seq_length, task_name, group_by_length=True):
     define_common()
     flags.DEFINE_string("task_name", task_name, "The name of the task to train.")
     flags.DEFINE_string("data_dir", None, "The input data dir (train/dev/test files of the task).")
@@ -47,6 +47,8 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                          "(in the original: steps per TPU loop).")
     flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated into one optimizer step.")
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
-    flags.DEFINE_bool("group_by_length", True, "Sort the shuffled training rows by length within "
-                      "windows of 64 batches, so that batches need little padding (about 2x faster); "
-                      "--nogroup_by_length shuffles plainly, as Hugging Face's Trainer does.")
+    flags.DEFINE_bool("group_by_length", group_by_length, "Sort the shuffled training rows by length within "
+                      "windows of 64 batches, so that batches need little padding (about 2x faster, but a batch "
+                      "then holds rows of similar length only); --nogroup_by_length shuffles plainly, as Hugging "
+                      "Face's Trainer does (for relation extraction, computing each batch in up to 4 length-sorted parts "
+                      "of at least 8 rows accumulated into one step: the same update with less padding).")

@@ -57,21 +57,40 @@ def _padded_length(longest, multiple, max_length):
 
 
 SORT_WINDOW = 64      # batches whose rows training_batches sorts by length together (1: a plain shuffle)
+PART_ROWS = 8         # fewest rows in one length-sorted part of a plainly shuffled batch (see batch_parts)
+
+
+def batch_parts(per_replica_batch, most=4, min_rows=PART_ROWS):
+    """How many length-sorted parts to compute a plainly shuffled batch in: the largest k <= ``most`` that
+    divides the per-replica batch into parts of at least ``min_rows`` rows (1: the batch in one piece)."""
+    for k in range(most, 1, -1):
+        if per_replica_batch % k == 0 and per_replica_batch // k >= min_rows:
+            return k
+    return 1
 
 
 def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32,
-                     sort_window=SORT_WINDOW):
+                     sort_window=SORT_WINDOW, parts=1):
     """Endless training batches: each epoch a seeded shuffle, then length-sorted within windows of
     ``sort_window`` batches (little padding), batches in shuffled order; incomplete last batch dropped.
 
-    Deterministic for a given seed: ``start_step`` skips already-trained batches cheaply (for resuming).
-    Yields dicts from ``pad_batch``.
+    With ``parts`` > 1 each batch is yielded as ``parts`` consecutive micro-batches of batch_size / parts rows:
+    the batch's rows sorted by length and cut in order, each part padded to its own longest row. Accumulated
+    into one optimizer step (equal rows per part, so the mean of the parts' mean losses is the batch's), they
+    give the batch's update with less padding; which rows train together is unchanged.
+
+    Deterministic for a given seed: ``start_step`` (in yielded micro-batches) skips already-trained batches
+    cheaply (for resuming). Yields dicts from ``pad_batch``.
     """
     steps_per_epoch = len(features) // batch_size
     if steps_per_epoch == 0:
         raise InputError(f"fewer training examples ({len(features)}) than one batch ({batch_size})")
+    if batch_size % parts:
+        raise ValueError(f"a batch of {batch_size} rows does not cut into {parts} equal parts")
     lengths = np.array([len(f["input_ids"]) for f in features])
-    epoch, offset = divmod(start_step, steps_per_epoch)
+    start_batch, skip_parts = divmod(start_step, parts)
+    epoch, offset = divmod(start_batch, steps_per_epoch)
+    rows = batch_size // parts
     while True:
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(features))[: steps_per_epoch * batch_size]
@@ -83,8 +102,13 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
             groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         for b in rng.permutation(len(groups))[offset:]:
             idx = groups[b]
-            length = _padded_length(lengths[idx].max(), pad_multiple, max_length)
-            yield pad_batch([features[i] for i in idx], length)
+            if parts > 1:
+                idx = idx[np.argsort(lengths[idx], kind="stable")]
+            for p in range(skip_parts, parts):
+                part = idx[p * rows:(p + 1) * rows]
+                length = _padded_length(lengths[part].max(), pad_multiple, max_length)
+                yield pad_batch([features[i] for i in part], length)
+            skip_parts = 0
         epoch, offset = epoch + 1, 0
 
 

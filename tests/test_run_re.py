@@ -1,6 +1,11 @@
 """run_re.py end to end on slices of the formatted real ChemProt corpus, tiny BERT config; re_eval on its output."""
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -44,7 +49,7 @@ def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
                    f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}",
                    "--train_batch_size=16", "--learning_rate=2e-3", "--num_train_epochs=8", "--iterations_per_loop=1",
                    "--noamp", "--nouse_xla", "--nogroup_by_length"])
-    assert "plainly shuffled batches" in proc.stdout
+    assert "plainly shuffled batches, each computed in 2 length-sorted parts of 8 rows" in proc.stdout
     rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
     losses = [r["data"]["loss"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]]
     assert len(losses) == 8 * (320 // 16)
@@ -65,6 +70,42 @@ def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
     proc = python([os.path.join(REPO, "biobert", "re_eval.py"), "--task=chemprot",
                    f"--output_path={out / 'test_results.tsv'}", f"--answer_path={chemprot['data'] / 'test.tsv'}"])
     assert f"f1 score : {100 * expected['f1']:.2f}%" in proc.stdout
+
+
+def test_interrupted_run_resumes_with_the_same_batch_parts(chemprot, tmp_path):
+    # Killed after its first checkpoint, a run resumes at the saved step and trains on the same stream of
+    # length-sorted parts (4 micro-batches a step) as an uninterrupted run: the same loss at every later step.
+    def args(out):
+        return [os.path.join(REPO, "run_re.py"), "--do_train", f"--data_dir={chemprot['data']}",
+                f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}",
+                f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}", "--train_batch_size=32",
+                "--learning_rate=2e-3", "--num_train_epochs=12", "--iterations_per_loop=1",
+                "--save_checkpoints_steps=10", "--noamp", "--nouse_xla", "--nogroup_by_length"]
+
+    def step_losses(out):
+        rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
+        return {r["step"]: r["data"]["loss"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]}
+
+    whole = tmp_path / "whole"
+    proc = python(args(whole))
+    assert "plainly shuffled batches, each computed in 4 length-sorted parts of 8 rows" in proc.stdout
+    total = 12 * (320 // 32)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable] + args(out), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (out / "checkpoint").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = int(re.search(r"model.ckpt-(\d+)", (out / "checkpoint").read_text()).group(1))
+    assert 0 < saved < total, "the run finished before it could be interrupted"
+    resumed = python(args(out))
+    assert f"resuming from {out / f'model.ckpt-{saved}'} at step {saved}" in resumed.stdout
+    expected, got = step_losses(whole), step_losses(out)
+    assert sorted(expected) == list(range(1, total + 1)) and sorted(got)[-1] == total
+    later = list(range(saved + 1, total + 1))
+    np.testing.assert_allclose([got[s] for s in later], [expected[s] for s in later], rtol=1e-5)
 
 
 def test_unknown_relation_label_stops_with_line(chemprot, tmp_path):

@@ -147,6 +147,69 @@ def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
         np.testing.assert_allclose(two.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_batch_parts_cut_each_plain_batch_by_length():
+    assert [training.batch_parts(n) for n in (32, 64, 16, 24, 8, 12, 1)] == [4, 4, 2, 3, 1, 1, 1]
+    feats = toy_features(n=96)
+    lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
+
+    def rows(batch):
+        return [tuple(r[r > 0]) for r in batch["input_ids"]]
+
+    whole = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1)
+    cut = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4)
+    parts = [next(cut) for _ in range(4 * 8)]                   # 6 batches an epoch: crosses into epoch 2
+    for b in range(8):
+        batch = next(whole)
+        quarter = parts[4 * b:4 * b + 4]
+        # The same rows train together as without parts, cut in length order, each part padded to its longest.
+        assert sorted(r for p in quarter for r in rows(p)) == sorted(rows(batch))
+        part_lengths = [[lengths[r] for r in rows(p)] for p in quarter]
+        flat = [n for p in part_lengths for n in p]
+        assert flat == sorted(flat) and all(len(p) == 4 for p in part_lengths)
+        assert [p["input_ids"].shape[1] for p in quarter] == [max(p) for p in part_lengths]
+    assert sum(p["input_ids"].size for p in parts) < 0.8 * sum(16 * max(
+        n for p in parts[4 * b:4 * b + 4] for n in [lengths[r] for r in rows(p)]) for b in range(8))
+    # Resuming counts micro-batches: at a step boundary and inside a batch.
+    for start in (4 * 5, 4 * 5 + 2):
+        resumed = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4,
+                                            start_step=start)
+        assert rows(next(resumed)) == rows(parts[start])
+    with pytest.raises(ValueError, match="4 equal parts"):
+        next(training.training_batches(feats, 18, 32, seed=6, parts=4))
+
+
+def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
+    # A sequence classifier with a mean loss over rows, as run_re.py: one step on a plainly shuffled batch of 16
+    # mixed-length rows (padded to the longest) and one step accumulating its 4 length-sorted parts agree.
+    feats = [dict(f, label=int(f["input_ids"][0] % 3)) for f in toy_features(n=16, seed=2)]
+
+    def row_loss(batch, logits):
+        valid = tf.cast(batch["valid"], tf.float32)
+        ce = keras.losses.sparse_categorical_crossentropy(batch["label"], logits, from_logits=True)
+        return tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+
+    trainers = []
+    for parts in (1, 4):
+        keras.utils.set_random_seed(7)
+        cfg = training.TrainConfig(output_dir=str(tmp_path / str(parts)), learning_rate=1e-3, num_train_steps=1,
+                                   clip_norm=1.0, num_accumulation_steps=parts)
+        config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 3, per_token=False), row_loss, cfg, Quiet())
+        batches = training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=parts)
+        trainer.fit(batches)
+        trainers.append(trainer)
+    one, four = trainers
+    widths = [next(training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=4,
+                                             start_step=i))["input_ids"].shape[1] for i in range(4)]
+    assert len(set(widths)) > 1                                  # the parts really are padded differently
+    for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings", "output_weights"):
+        m_one = one.inner_optimizer.slots(one.variables[name])["adam_m"].numpy()
+        m_four = four.inner_optimizer.slots(four.variables[name])["adam_m"].numpy()
+        assert np.abs(m_one).max() > 0
+        np.testing.assert_allclose(m_four, m_one, rtol=1e-4, atol=1e-8)
+        np.testing.assert_allclose(four.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("amp,xla", [(True, False), (False, True), (True, True)])
 def test_amp_and_xla_training_steps(tmp_path, amp, xla):
     rt = distribution.setup(amp=amp, use_xla=xla, log=lambda *_: None)
