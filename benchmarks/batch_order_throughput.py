@@ -1,0 +1,88 @@
+"""Training throughput of the three batch orders of run_re.py on a formatted ChemProt train.tsv.
+
+    python benchmarks/batch_order_throughput.py --data_dir=/tmp/chemprot_formatted --model_dir=<BERT folder>
+
+For each order (length-grouped: the --group_by_length default of run_ner.py; plain: one shuffled batch padded
+to its longest row; plain in parts: the same batches cut into training.batch_parts length-sorted parts
+accumulated into one step, what run_re.py --nogroup_by_length does) the shared Trainer runs --steps optimizer
+steps on the real rows (the model's weights when --model_dir holds them, its architecture in any case) and
+prints the median sentences/s over windows of --window steps, after one warm-up window (tracing), and the
+padded positions per sentence. The orders run one after the other in one process, so their ratios are
+measured under the same conditions.
+"""
+import argparse
+import os
+import statistics
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from biobert import distribution, finetuning, modeling, relation, tokenization, training  # noqa: E402
+from biobert.config import BertConfig  # noqa: E402
+from biobert.dllogger import RunLog  # noqa: E402
+
+
+class Windows(RunLog):
+    def __init__(self):
+        super().__init__(None)
+        self.windows = []
+
+    def info(self, text):
+        pass
+
+    def log(self, step, data, text=None):
+        if isinstance(data, dict) and "throughput_train" in data:
+            self.windows.append(data["throughput_train"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_dir", required=True, help="Folder with the formatted train.tsv.")
+    parser.add_argument("--model_dir", required=True, help="BERT folder (config, vocab.txt, weights).")
+    parser.add_argument("--do_lower_case", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--batch", type=int, default=32, help="Rows per batch (one replica).")
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per order (after the warm-up window).")
+    parser.add_argument("--window", type=int, default=10, help="Steps per throughput window.")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--orders", default="grouped,plain,parts", help="Comma-separated: grouped, plain, parts.")
+    parser.add_argument("--seed", type=int, default=12345)
+    args = parser.parse_args(argv)
+
+    runtime = distribution.setup(amp=args.amp, use_xla=False, log=lambda *_: None)
+    config_file, vocab_file = finetuning.resolve_model_files(None, None, args.model_dir)
+    bert_config = BertConfig.from_json_file(config_file)
+    tokenizer = tokenization.FullTokenizer(vocab_file, args.do_lower_case)
+    features = relation.convert_examples(relation.read_re_tsv(os.path.join(args.data_dir, "train.tsv")),
+                                         tokenizer, args.max_seq_length)
+    task = finetuning.RelationTask()
+    settings = {"grouped": (training.SORT_WINDOW, 1), "plain": (1, 1), "parts": (1, training.batch_parts(args.batch))}
+    print(f"{len(features)} rows, batch {args.batch}, precision {runtime.policy}, {args.steps} timed steps per order")
+    for name in args.orders.split(","):
+        sort_window, parts = settings[name]
+        log = Windows()
+        cfg = training.TrainConfig(output_dir="/tmp/batch_order_throughput_unused", learning_rate=1e-5,
+                                   num_train_steps=args.window + args.steps, num_accumulation_steps=parts,
+                                   display_loss_steps=args.window, save_checkpoints_steps=0)
+        trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(bert_config, task.num_labels,
+                                                                            per_token=False), task.loss_fn, cfg, log)
+        trainer.save = lambda: None                   # nothing to keep
+        if os.path.exists(os.path.join(args.model_dir, "model.safetensors")) or \
+                os.path.exists(os.path.join(args.model_dir, "pytorch_model.bin")):
+            trainer.load_weights(args.model_dir)
+        batches = training.training_batches(features, args.batch, args.max_seq_length, seed=args.seed,
+                                            sort_window=sort_window, parts=parts)
+        trainer.fit(batches)
+        probe = training.training_batches(features, args.batch, args.max_seq_length, seed=args.seed,
+                                          sort_window=sort_window, parts=parts)
+        micro = (args.window + args.steps) * parts
+        positions = sum(next(probe)["input_ids"].size for _ in range(micro)) / (micro // parts * args.batch)
+        rate = statistics.median(log.windows[1:])
+        print(f"{name:8s} sort_window={sort_window:<3d} parts={parts}: {rate:6.2f} sentences/s "
+              f"(windows {', '.join(f'{w:.1f}' for w in log.windows[1:])}), {positions:.1f} padded positions/sentence")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
