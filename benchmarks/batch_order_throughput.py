@@ -2,9 +2,10 @@
 
     python benchmarks/batch_order_throughput.py --data_dir=/tmp/chemprot_formatted --model_dir=<BERT folder>
 
-For each order (length-grouped: the --group_by_length default of run_ner.py; plain: one shuffled batch padded
-to its longest row; plain in parts: the same batches cut into training.batch_parts length-sorted parts
-accumulated into one step, what run_re.py --nogroup_by_length does) the shared Trainer runs --steps optimizer
+For each order (grouped: length-grouped batches, --group_by_length, run_ner.py's default; plain: one shuffled
+batch padded to its longest row; parts: the same batches cut into training.batch_parts length-sorted parts
+computed together in one step, run_re.py's default; accumulated: those parts accumulated one by one, what
+run_re.py does under --use_xla) the shared Trainer runs --steps optimizer
 steps on the real rows (the model's weights when --model_dir holds them, its architecture in any case) and
 prints the median sentences/s over windows of --window steps, after one warm-up window (tracing), and the
 padded positions per sentence. The orders run one after the other in one process, so their ratios are
@@ -46,7 +47,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per order (after the warm-up window).")
     parser.add_argument("--window", type=int, default=10, help="Steps per throughput window.")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--orders", default="grouped,plain,parts", help="Comma-separated: grouped, plain, parts.")
+    parser.add_argument("--orders", default="grouped,plain,parts,accumulated",
+                        help="Comma-separated: grouped, plain, parts, accumulated.")
+    parser.add_argument("--parts", type=int, default=None,
+                        help="Parts per batch for the 'parts' order (default: training.batch_parts, as run_re.py).")
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
 
@@ -57,13 +61,15 @@ def main(argv=None):
     features = relation.convert_examples(relation.read_re_tsv(os.path.join(args.data_dir, "train.tsv")),
                                          tokenizer, args.max_seq_length)
     task = finetuning.RelationTask()
-    settings = {"grouped": (training.SORT_WINDOW, 1), "plain": (1, 1), "parts": (1, training.batch_parts(args.batch))}
+    k = args.parts or training.batch_parts(args.batch)
+    settings = {"grouped": (training.SORT_WINDOW, 1, 1), "plain": (1, 1, 1), "parts": (1, k, 1),
+                "accumulated": (1, k, k)}
     print(f"{len(features)} rows, batch {args.batch}, precision {runtime.policy}, {args.steps} timed steps per order")
     for name in args.orders.split(","):
-        sort_window, parts = settings[name]
+        sort_window, parts, accumulate = settings[name]
         log = Windows()
         cfg = training.TrainConfig(output_dir="/tmp/batch_order_throughput_unused", learning_rate=1e-5,
-                                   num_train_steps=args.window + args.steps, num_accumulation_steps=parts,
+                                   num_train_steps=args.window + args.steps, num_accumulation_steps=accumulate,
                                    display_loss_steps=args.window, save_checkpoints_steps=0)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(bert_config, task.num_labels,
                                                                             per_token=False), task.loss_fn, cfg, log)
@@ -73,13 +79,13 @@ def main(argv=None):
             trainer.load_weights(args.model_dir)
         batches = training.training_batches(features, args.batch, args.max_seq_length, seed=args.seed,
                                             sort_window=sort_window, parts=parts)
-        trainer.fit(batches)
-        probe = training.training_batches(features, args.batch, args.max_seq_length, seed=args.seed,
-                                          sort_window=sort_window, parts=parts)
+        trainer.fit(training.flat_parts(batches) if accumulate > 1 else batches)
+        probe = training.flat_parts(training.training_batches(features, args.batch, args.max_seq_length,
+                                                              seed=args.seed, sort_window=sort_window, parts=parts))
         micro = (args.window + args.steps) * parts
         positions = sum(next(probe)["input_ids"].size for _ in range(micro)) / (micro // parts * args.batch)
         rate = statistics.median(log.windows[1:])
-        print(f"{name:8s} sort_window={sort_window:<3d} parts={parts}: {rate:6.2f} sentences/s "
+        print(f"{name:11s} sort_window={sort_window:<3d} parts={parts}: {rate:6.2f} sentences/s "
               f"(windows {', '.join(f'{w:.1f}' for w in log.windows[1:])}), {positions:.1f} padded positions/sentence")
     return 0
 

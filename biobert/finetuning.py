@@ -213,9 +213,11 @@ def run(task, FLAGS):
 
     global_batch = FLAGS.train_batch_size * runtime.num_replicas
     # Plainly shuffled batches of a task whose loss is a mean over rows are computed in length-sorted parts of
-    # equal rows, accumulated into one step: the same update with less padding. (A per-token mean would weight
-    # the parts differently from the whole batch; length-grouped batches are short already.)
+    # equal rows: the same loss and update with less padding. (A per-token mean would weight the parts
+    # differently from the whole batch; length-grouped batches are short already.) Without XLA a step takes
+    # the parts together; under XLA they are accumulated one by one, so that each part length compiles once.
     parts = 1 if FLAGS.group_by_length or task.per_token else training.batch_parts(FLAGS.train_batch_size)
+    accumulate_parts = parts if FLAGS.use_xla else 1
     num_train_steps = 0
     if FLAGS.do_train:
         steps_per_epoch = len(features["train"]) // (global_batch * FLAGS.num_accumulation_steps)
@@ -226,7 +228,8 @@ def run(task, FLAGS):
     train_config = training.TrainConfig(
         output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=max(num_train_steps, 1),
         num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion), decay_from_warmup=True, optimizer_type="adam",
-        weight_decay_rate=FLAGS.weight_decay_rate, num_accumulation_steps=FLAGS.num_accumulation_steps * parts,
+        weight_decay_rate=FLAGS.weight_decay_rate,
+        num_accumulation_steps=FLAGS.num_accumulation_steps * accumulate_parts,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.iterations_per_loop),
         use_xla=FLAGS.use_xla)
     trainer = training.Trainer(
@@ -247,10 +250,13 @@ def run(task, FLAGS):
             sort_window, order = training.SORT_WINDOW, "length-grouped batches"
         else:
             sort_window, order = 1, "plainly shuffled batches" + (
-                f", each computed in {parts} length-sorted parts of {global_batch // parts} rows" if parts > 1 else "")
+                f", each computed in {parts} length-sorted parts of {global_batch // parts} rows"
+                + (" (accumulated)" if accumulate_parts > 1 else "") if parts > 1 else "")
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
-                                            seed=FLAGS.seed, start_step=step * train_config.num_accumulation_steps,
+                                            seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps,
                                             sort_window=sort_window, parts=parts)
+        if accumulate_parts > 1:
+            batches = training.flat_parts(batches)
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
                  f"{train_config.num_warmup_steps} warm-up steps, {order}")
         trainer.fit(batches)

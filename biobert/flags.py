@@ -48,7 +48,7 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated into one optimizer step.")
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
     flags.DEFINE_bool("group_by_length", group_by_length, "Sort the shuffled training rows by length within "
-                      "windows of 64 batches, so that batches need little padding (about 2x faster, but a batch "
-                      "then holds rows of similar length only); --nogroup_by_length shuffles plainly, as Hugging "
-                      "Face's Trainer does (for relation extraction, computing each batch in up to 4 length-sorted parts "
-                      "of at least 8 rows accumulated into one step: the same update with less padding).")
+                      "windows of 64 batches, so that batches need little padding (a batch then holds rows of "
+                      "similar length only). --nogroup_by_length keeps the plain shuffle, as Hugging Face's "
+                      "Trainer does; for relation extraction each batch is then computed in up to 4 "
+                      "length-sorted parts of at least 8 rows (the same loss and update, less padding).")

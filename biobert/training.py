@@ -74,13 +74,14 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
     """Endless training batches: each epoch a seeded shuffle, then length-sorted within windows of
     ``sort_window`` batches (little padding), batches in shuffled order; incomplete last batch dropped.
 
-    With ``parts`` > 1 each batch is yielded as ``parts`` consecutive micro-batches of batch_size / parts rows:
-    the batch's rows sorted by length and cut in order, each part padded to its own longest row. Accumulated
-    into one optimizer step (equal rows per part, so the mean of the parts' mean losses is the batch's), they
-    give the batch's update with less padding; which rows train together is unchanged.
+    With ``parts`` > 1 each batch is yielded as a tuple of ``parts`` micro-batches of batch_size / parts rows:
+    the batch's rows sorted by length and cut in order, each part padded to its own longest row. The Trainer
+    computes a tuple in one step as the mean of the parts' mean losses (equal rows per part, so the batch's
+    loss and update) with less padding; which rows train together is unchanged. (``flat_parts`` turns the
+    tuples into consecutive micro-batches for gradient accumulation instead.)
 
-    Deterministic for a given seed: ``start_step`` (in yielded micro-batches) skips already-trained batches
-    cheaply (for resuming). Yields dicts from ``pad_batch``.
+    Deterministic for a given seed: ``start_step`` (in yielded batches) skips already-trained batches
+    cheaply (for resuming). Yields dicts from ``pad_batch``, or tuples of them.
     """
     steps_per_epoch = len(features) // batch_size
     if steps_per_epoch == 0:
@@ -88,8 +89,7 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
     if batch_size % parts:
         raise ValueError(f"a batch of {batch_size} rows does not cut into {parts} equal parts")
     lengths = np.array([len(f["input_ids"]) for f in features])
-    start_batch, skip_parts = divmod(start_step, parts)
-    epoch, offset = divmod(start_batch, steps_per_epoch)
+    epoch, offset = divmod(start_step, steps_per_epoch)
     rows = batch_size // parts
     while True:
         rng = np.random.default_rng([seed, epoch])
@@ -102,14 +102,22 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
             groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         for b in rng.permutation(len(groups))[offset:]:
             idx = groups[b]
-            if parts > 1:
-                idx = idx[np.argsort(lengths[idx], kind="stable")]
-            for p in range(skip_parts, parts):
-                part = idx[p * rows:(p + 1) * rows]
-                length = _padded_length(lengths[part].max(), pad_multiple, max_length)
-                yield pad_batch([features[i] for i in part], length)
-            skip_parts = 0
+            if parts == 1:
+                yield pad_batch([features[i] for i in idx], _padded_length(lengths[idx].max(), pad_multiple,
+                                                                            max_length))
+                continue
+            idx = idx[np.argsort(lengths[idx], kind="stable")]
+            cut = [idx[p * rows:(p + 1) * rows] for p in range(parts)]
+            yield tuple(pad_batch([features[i] for i in part],
+                                  _padded_length(lengths[part].max(), pad_multiple, max_length)) for part in cut)
         epoch, offset = epoch + 1, 0
+
+
+def flat_parts(batches):
+    """The parts of each tuple from ``training_batches(parts=k)`` as k consecutive micro-batches (for a Trainer
+    accumulating k micro-batches a step: the same update, one compiled shape per part under XLA)."""
+    for batch in batches:
+        yield from (batch if isinstance(batch, tuple) else (batch,))
 
 
 def inference_batches(features, batch_size, max_length, pad_multiple=32):
@@ -223,9 +231,10 @@ class Trainer:
 
         @tf.function(jit_compile=self.config.use_xla, reduce_retracing=True)
         def gradients(batch):
+            parts = batch if isinstance(batch, tuple) else (batch,)
             with tf.GradientTape() as tape:
-                outputs = model(batch, training=True)
-                loss = loss_fn(batch, outputs)
+                # A tuple holds equal-row parts of one batch: its loss is the mean of the parts' losses.
+                loss = tf.add_n([loss_fn(part, model(part, training=True)) for part in parts]) / len(parts)
                 objective = loss * scale
                 if scaled_loss:
                     objective = optimizer.scale_loss(objective)
@@ -284,16 +293,19 @@ class Trainer:
     def _distribute(self, batch):
         """Split a global numpy batch into per-replica slices (each worker builds only its own replicas')."""
         n = self.runtime.num_replicas
+        parts = batch if isinstance(batch, tuple) else (batch,)
         if n == 1:
-            return {k: tf.convert_to_tensor(v) for k, v in batch.items()}
-        rows = len(next(iter(batch.values())))
-        if rows % n:
-            raise ValueError(f"global batch of {rows} rows does not split over {n} replicas")
-        per = rows // n
+            return tf.nest.map_structure(tf.convert_to_tensor, batch)
+        for part in parts:
+            rows = len(next(iter(part.values())))
+            if rows % n:
+                raise ValueError(f"global batch of {rows} rows does not split over {n} replicas")
 
         def value_fn(ctx):
             r = ctx.replica_id_in_sync_group
-            return {k: tf.convert_to_tensor(v[r * per:(r + 1) * per]) for k, v in batch.items()}
+            sliced = tuple({k: tf.convert_to_tensor(v[r * (len(v) // n):(r + 1) * (len(v) // n)])
+                            for k, v in part.items()} for part in parts)
+            return sliced if isinstance(batch, tuple) else sliced[0]
 
         return self.strategy.experimental_distribute_values_from_function(value_fn)
 
@@ -323,7 +335,8 @@ class Trainer:
                     batch = next(batches)
                 except StopIteration:
                     raise InputError("training data ran out before num_train_steps") from None
-                rows += int(batch["valid"].sum()) if "valid" in batch else len(batch["input_ids"])
+                rows += sum(int(part["valid"].sum()) if "valid" in part else len(part["input_ids"])
+                            for part in (batch if isinstance(batch, tuple) else (batch,)))
                 dist = self._distribute(batch)
                 if micro + 1 < cfg.num_accumulation_steps:
                     loss_sum += float(self._accumulate_step(dist))

@@ -48,7 +48,7 @@ def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
                    "--do_predict", f"--data_dir={chemprot['data']}", f"--bert_config_file={chemprot['config']}",
                    f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}",
                    "--train_batch_size=16", "--learning_rate=2e-3", "--num_train_epochs=8", "--iterations_per_loop=1",
-                   "--noamp", "--nouse_xla", "--nogroup_by_length"])
+                   "--noamp", "--nouse_xla"])
     assert "plainly shuffled batches, each computed in 2 length-sorted parts of 8 rows" in proc.stdout
     rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
     losses = [r["data"]["loss"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]]
@@ -80,7 +80,7 @@ def test_interrupted_run_resumes_with_the_same_batch_parts(chemprot, tmp_path):
                 f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}",
                 f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}", "--train_batch_size=32",
                 "--learning_rate=2e-3", "--num_train_epochs=12", "--iterations_per_loop=1",
-                "--save_checkpoints_steps=10", "--noamp", "--nouse_xla", "--nogroup_by_length"]
+                "--save_checkpoints_steps=10", "--noamp", "--nouse_xla"]
 
     def step_losses(out):
         rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]

@@ -157,23 +157,24 @@ def test_batch_parts_cut_each_plain_batch_by_length():
 
     whole = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1)
     cut = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4)
-    parts = [next(cut) for _ in range(4 * 8)]                   # 6 batches an epoch: crosses into epoch 2
-    for b in range(8):
+    tuples = [next(cut) for _ in range(8)]                      # 6 batches an epoch: crosses into epoch 2
+    for quarter in tuples:
         batch = next(whole)
-        quarter = parts[4 * b:4 * b + 4]
+        assert isinstance(quarter, tuple) and len(quarter) == 4
         # The same rows train together as without parts, cut in length order, each part padded to its longest.
         assert sorted(r for p in quarter for r in rows(p)) == sorted(rows(batch))
         part_lengths = [[lengths[r] for r in rows(p)] for p in quarter]
         flat = [n for p in part_lengths for n in p]
         assert flat == sorted(flat) and all(len(p) == 4 for p in part_lengths)
         assert [p["input_ids"].shape[1] for p in quarter] == [max(p) for p in part_lengths]
-    assert sum(p["input_ids"].size for p in parts) < 0.8 * sum(16 * max(
-        n for p in parts[4 * b:4 * b + 4] for n in [lengths[r] for r in rows(p)]) for b in range(8))
-    # Resuming counts micro-batches: at a step boundary and inside a batch.
-    for start in (4 * 5, 4 * 5 + 2):
-        resumed = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4,
-                                            start_step=start)
-        assert rows(next(resumed)) == rows(parts[start])
+    padded = sum(p["input_ids"].size for quarter in tuples for p in quarter)
+    assert padded < 0.8 * sum(16 * max(lengths[r] for p in quarter for r in rows(p)) for quarter in tuples)
+    # Resuming counts batches; flat_parts gives the parts one by one, in order.
+    resumed = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4,
+                                        start_step=5)
+    assert [rows(p) for p in next(resumed)] == [rows(p) for p in tuples[5]]
+    flat_parts = training.flat_parts(iter(tuples[:2]))
+    assert [rows(next(flat_parts)) for _ in range(8)] == [rows(p) for quarter in tuples[:2] for p in quarter]
     with pytest.raises(ValueError, match="4 equal parts"):
         next(training.training_batches(feats, 18, 32, seed=6, parts=4))
 
@@ -189,25 +190,32 @@ def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
         return tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
 
     trainers = []
-    for parts in (1, 4):
+    # The whole batch; its 4 parts in one step (run_re.py); its 4 parts accumulated one by one (under XLA).
+    for parts, accum in ((1, 1), (4, 1), (4, 4)):
         keras.utils.set_random_seed(7)
-        cfg = training.TrainConfig(output_dir=str(tmp_path / str(parts)), learning_rate=1e-3, num_train_steps=1,
-                                   clip_norm=1.0, num_accumulation_steps=parts)
+        cfg = training.TrainConfig(output_dir=str(tmp_path / f"{parts}-{accum}"), learning_rate=1e-3,
+                                   num_train_steps=1, clip_norm=1.0, num_accumulation_steps=accum)
         config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-        trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 3, per_token=False), row_loss, cfg, Quiet())
+        trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 3, per_token=False), row_loss,
+                                   cfg, Quiet())
         batches = training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=parts)
-        trainer.fit(batches)
+        trainer.fit(training.flat_parts(batches) if accum > 1 else batches)
         trainers.append(trainer)
-    one, four = trainers
-    widths = [next(training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=4,
-                                             start_step=i))["input_ids"].shape[1] for i in range(4)]
-    assert len(set(widths)) > 1                                  # the parts really are padded differently
-    for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings", "output_weights"):
-        m_one = one.inner_optimizer.slots(one.variables[name])["adam_m"].numpy()
-        m_four = four.inner_optimizer.slots(four.variables[name])["adam_m"].numpy()
-        assert np.abs(m_one).max() > 0
-        np.testing.assert_allclose(m_four, m_one, rtol=1e-4, atol=1e-8)
-        np.testing.assert_allclose(four.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
+    first = next(training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=4))
+    assert len({p["input_ids"].shape[1] for p in first}) > 1    # the parts really are padded differently
+    one = trainers[0]
+    losses_logged = [losses(t.log) for t in trainers]
+    np.testing.assert_allclose(losses_logged[1], losses_logged[0], rtol=1e-5)
+    np.testing.assert_allclose(losses_logged[2], losses_logged[0], rtol=1e-5)
+    for other in trainers[1:]:
+        for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings",
+                     "output_weights"):
+            m_one = one.inner_optimizer.slots(one.variables[name])["adam_m"].numpy()
+            m_other = other.inner_optimizer.slots(other.variables[name])["adam_m"].numpy()
+            assert np.abs(m_one).max() > 0
+            np.testing.assert_allclose(m_other, m_one, rtol=1e-4, atol=1e-8)
+            np.testing.assert_allclose(other.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5,
+                                       atol=1e-6)
 
 
 @pytest.mark.parametrize("amp,xla", [(True, False), (False, True), (True, True)])
