@@ -108,6 +108,23 @@ def test_interrupted_run_resumes_with_the_same_batch_parts(chemprot, tmp_path):
     np.testing.assert_allclose([got[s] for s in later], [expected[s] for s in later], rtol=1e-5)
 
 
+@pytest.mark.parametrize("flag,order", [
+    ("--group_by_length", "length-grouped batches"),
+    ("--use_xla", "plainly shuffled batches, each computed in 4 length-sorted parts of 8 rows (accumulated)")])
+def test_other_batch_orders_train(chemprot, tmp_path, flag, order):
+    # --group_by_length: run_ner.py's order; under XLA the parts are accumulated one by one (a step still
+    # consumes one batch: 10 steps an epoch).
+    out = tmp_path / "out"
+    proc = python([os.path.join(REPO, "run_re.py"), "--do_train", f"--data_dir={chemprot['data']}",
+                   f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}",
+                   f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}", "--train_batch_size=32",
+                   "--learning_rate=2e-3", "--num_train_epochs=1", "--iterations_per_loop=1", "--noamp", flag])
+    assert order in proc.stdout
+    assert ("accumulating 4 micro-batch(es) per step" in proc.stdout) == (flag == "--use_xla")
+    rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
+    assert [r["step"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]] == list(range(1, 11))
+
+
 def test_unknown_relation_label_stops_with_line(chemprot, tmp_path):
     data = tmp_path / "bad"
     data.mkdir()
