@@ -19,31 +19,17 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from biobert import distribution, finetuning, modeling, relation, tokenization, training  # noqa: E402
+from batch_windows import add_chemprot_arguments, chemprot_train  # noqa: E402
+from finetune_throughput import Silent  # noqa: E402
+
+from biobert import distribution, finetuning, modeling, training  # noqa: E402
 from biobert.config import BertConfig  # noqa: E402
-from biobert.dllogger import RunLog  # noqa: E402
-
-
-class Windows(RunLog):
-    def __init__(self):
-        super().__init__(None)
-        self.windows = []
-
-    def info(self, text):
-        pass
-
-    def log(self, step, data, text=None):
-        if isinstance(data, dict) and "throughput_train" in data:
-            self.windows.append(data["throughput_train"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", required=True, help="Folder with the formatted train.tsv.")
+    add_chemprot_arguments(parser)
     parser.add_argument("--model_dir", required=True, help="BERT folder (config, vocab.txt, weights).")
-    parser.add_argument("--do_lower_case", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--batch", type=int, default=32, help="Rows per batch (one replica).")
-    parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per order (after the warm-up window).")
     parser.add_argument("--window", type=int, default=10, help="Steps per throughput window.")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True)
@@ -51,15 +37,12 @@ def main(argv=None):
                         help="Comma-separated: grouped, plain, parts, accumulated.")
     parser.add_argument("--parts", type=int, default=None,
                         help="Parts per batch for the 'parts' order (default: training.batch_parts, as run_re.py).")
-    parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
 
     runtime = distribution.setup(amp=args.amp, use_xla=False, log=lambda *_: None)
     config_file, vocab_file = finetuning.resolve_model_files(None, None, args.model_dir)
     bert_config = BertConfig.from_json_file(config_file)
-    tokenizer = tokenization.FullTokenizer(vocab_file, args.do_lower_case)
-    features = relation.convert_examples(relation.read_re_tsv(os.path.join(args.data_dir, "train.tsv")),
-                                         tokenizer, args.max_seq_length)
+    _, features = chemprot_train(args, vocab_file)
     task = finetuning.RelationTask()
     k = args.parts or training.batch_parts(args.batch)
     settings = {"grouped": (training.SORT_WINDOW, 1, 1), "plain": (1, 1, 1), "parts": (1, k, 1),
@@ -67,7 +50,7 @@ def main(argv=None):
     print(f"{len(features)} rows, batch {args.batch}, precision {runtime.policy}, {args.steps} timed steps per order")
     for name in args.orders.split(","):
         sort_window, parts, accumulate = settings[name]
-        log = Windows()
+        log = Silent()
         cfg = training.TrainConfig(output_dir="/tmp/batch_order_throughput_unused", learning_rate=1e-5,
                                    num_train_steps=args.window + args.steps, num_accumulation_steps=accumulate,
                                    display_loss_steps=args.window, save_checkpoints_steps=0)

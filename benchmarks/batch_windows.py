@@ -18,21 +18,31 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from biobert import relation, tokenization, training  # noqa: E402
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_chemprot_arguments(parser):
+    """The arguments of the ChemProt batch benchmarks: data, casing, batch, truncation, seed."""
     parser.add_argument("--data_dir", required=True, help="Folder with the formatted train.tsv.")
-    parser.add_argument("--vocab_file", required=True, help="The model's vocab.txt.")
     parser.add_argument("--do_lower_case", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--batch", type=int, default=32, help="Rows per batch.")
+    parser.add_argument("--batch", type=int, default=32, help="Rows per batch (one replica).")
     parser.add_argument("--max_seq_length", type=int, default=128, help="Truncation length.")
     parser.add_argument("--seed", type=int, default=12345, help="The run's --seed.")
+
+
+def chemprot_train(args, vocab_file):
+    """train.tsv's examples and run_re.py's features of them."""
+    examples = relation.read_re_tsv(os.path.join(args.data_dir, "train.tsv"))
+    tokenizer = tokenization.FullTokenizer(vocab_file, args.do_lower_case)
+    return examples, relation.convert_examples(examples, tokenizer, args.max_seq_length)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_chemprot_arguments(parser)
+    parser.add_argument("--vocab_file", required=True, help="The model's vocab.txt.")
     parser.add_argument("--sort_windows", default=f"1,2,4,8,16,{training.SORT_WINDOW}",
                         help="Comma-separated sort windows (batches sorted by length together).")
     args = parser.parse_args(argv)
 
-    examples = relation.read_re_tsv(os.path.join(args.data_dir, "train.tsv"))
-    tokenizer = tokenization.FullTokenizer(args.vocab_file, args.do_lower_case)
-    features = relation.convert_examples(examples, tokenizer, args.max_seq_length)
+    examples, features = chemprot_train(args, args.vocab_file)
     sentence = [(e.guid.split(".")[0], len(e.text.split())) for e in examples]
     for row, feature in enumerate(features):
         feature["row"] = row
