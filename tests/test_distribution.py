@@ -20,8 +20,11 @@ SCRIPT = textwrap.dedent('''
 
     feats, loss_fn, config = token_task()
     results = {}
-    for name, strategy in (("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
-                           ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+    # Whole batches, and batches as tuples of 2 length-sorted parts (run_re.py's plain shuffle).
+    for name, parts, strategy in (("one", 1, tf.distribute.OneDeviceStrategy("/cpu:0")),
+                                  ("two", 1, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
+                                  ("one-parts", 2, tf.distribute.OneDeviceStrategy("/cpu:0")),
+                                  ("two-parts", 2, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
         runtime = distribution.Runtime(strategy=strategy, num_replicas=strategy.num_replicas_in_sync,
                                        num_workers=1, worker_index=0, device="cpu", policy="float32",
                                        loss_scaling=False, description=name)
@@ -30,12 +33,14 @@ SCRIPT = textwrap.dedent('''
                                    clip_norm=0.0, display_loss_steps=1, save_checkpoints_steps=0)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                    cfg, RunLog(None, enabled=False))
-        trainer.fit(training.training_batches(feats, 16, 8, seed=1))
+        trainer.fit(training.training_batches(feats, 16, 8, seed=1, sort_window=1, parts=parts))
         results[name] = {n: v.numpy() for n, v in trainer.variables.items()}
         print(name, strategy.num_replicas_in_sync, int(trainer.global_step.numpy()))
-    worst = max(float(np.abs(results["one"][n] - results["two"][n]).max()) for n in results["one"])
-    print("max difference", worst)
-    assert worst < 1e-5, worst
+    # (Equal lengths, so the token mean is a row mean and the parts give the whole batches' result too.)
+    for a, b in (("one", "two"), ("one-parts", "two-parts"), ("one", "one-parts")):
+        worst = max(float(np.abs(results[a][n] - results[b][n]).max()) for n in results[a])
+        print(a, b, "max difference", worst)
+        assert worst < 1e-5, worst
 ''')
 
 
@@ -46,7 +51,7 @@ def test_mirrored_two_replicas_train_like_one_device(tmp_path):
     proc = subprocess.run([sys.executable, str(script), REPO], capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "one 1 4" in proc.stdout and "two 2 4" in proc.stdout
+    assert "one 1 4" in proc.stdout and "two 2 4" in proc.stdout and "two-parts 2 4" in proc.stdout
 
 
 def test_horovod_flag_falls_back_to_tf_distribute():
