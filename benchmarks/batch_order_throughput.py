@@ -1,4 +1,4 @@
-"""Training throughput of the three batch orders of run_re.py on a formatted ChemProt train.tsv.
+"""Training throughput of four batch orders of the fine-tuning loop on a formatted ChemProt train.tsv.
 
     python benchmarks/batch_order_throughput.py --data_dir=/tmp/chemprot_formatted --model_dir=<BERT folder>
 
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from batch_windows import add_chemprot_arguments, chemprot_train  # noqa: E402
 from finetune_throughput import Silent  # noqa: E402
 
-from biobert import distribution, finetuning, modeling, training  # noqa: E402
+from biobert import checkpoints, distribution, finetuning, modeling, training  # noqa: E402
 from biobert.config import BertConfig  # noqa: E402
 
 
@@ -57,9 +57,9 @@ def main(argv=None):
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(bert_config, task.num_labels,
                                                                             per_token=False), task.loss_fn, cfg, log)
         trainer.save = lambda: None                   # nothing to keep
-        if os.path.exists(os.path.join(args.model_dir, "model.safetensors")) or \
-                os.path.exists(os.path.join(args.model_dir, "pytorch_model.bin")):
-            trainer.load_weights(args.model_dir)
+        weights = checkpoints.hf_folder(args.model_dir) or checkpoints.resolve_tf_checkpoint(args.model_dir)
+        if weights:
+            trainer.load_weights(weights)
         batches = training.training_batches(features, args.batch, args.max_seq_length, seed=args.seed,
                                             sort_window=sort_window, parts=parts)
         trainer.fit(training.flat_parts(batches) if accumulate > 1 else batches)

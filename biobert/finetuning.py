@@ -246,12 +246,11 @@ def run(task, FLAGS):
         if runtime.is_chief:
             task.save_labels(FLAGS.output_dir)
             bert_config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
-        if FLAGS.group_by_length:
-            sort_window, order = training.SORT_WINDOW, "length-grouped batches"
-        else:
-            sort_window, order = 1, "plainly shuffled batches" + (
-                f", each computed in {parts} length-sorted parts of {global_batch // parts} rows"
-                + (" (accumulated)" if accumulate_parts > 1 else "") if parts > 1 else "")
+        sort_window = training.SORT_WINDOW if FLAGS.group_by_length else 1
+        order = "length-grouped batches" if FLAGS.group_by_length else "plainly shuffled batches"
+        if parts > 1:
+            order += f", each computed in {parts} length-sorted parts of {global_batch // parts} rows"
+            order += " (accumulated)" if accumulate_parts > 1 else ""
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
                                             seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps,
                                             sort_window=sort_window, parts=parts)

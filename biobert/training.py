@@ -90,7 +90,6 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
         raise ValueError(f"a batch of {batch_size} rows does not cut into {parts} equal parts")
     lengths = np.array([len(f["input_ids"]) for f in features])
     epoch, offset = divmod(start_step, steps_per_epoch)
-    rows = batch_size // parts
     while True:
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(len(features))[: steps_per_epoch * batch_size]
@@ -102,22 +101,25 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
             groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         for b in rng.permutation(len(groups))[offset:]:
             idx = groups[b]
-            if parts == 1:
-                yield pad_batch([features[i] for i in idx], _padded_length(lengths[idx].max(), pad_multiple,
-                                                                            max_length))
-                continue
-            idx = idx[np.argsort(lengths[idx], kind="stable")]
-            cut = [idx[p * rows:(p + 1) * rows] for p in range(parts)]
-            yield tuple(pad_batch([features[i] for i in part],
-                                  _padded_length(lengths[part].max(), pad_multiple, max_length)) for part in cut)
+            if parts > 1:
+                idx = idx[np.argsort(lengths[idx], kind="stable")]
+            padded = tuple(pad_batch([features[i] for i in part],
+                                     _padded_length(lengths[part].max(), pad_multiple, max_length))
+                           for part in np.split(idx, parts))
+            yield padded if parts > 1 else padded[0]
         epoch, offset = epoch + 1, 0
+
+
+def as_parts(batch):
+    """The parts of a batch from ``training_batches``: the tuple itself, or (batch,) for a batch in one piece."""
+    return batch if isinstance(batch, tuple) else (batch,)
 
 
 def flat_parts(batches):
     """The parts of each tuple from ``training_batches(parts=k)`` as k consecutive micro-batches (for a Trainer
     accumulating k micro-batches a step: the same update, one compiled shape per part under XLA)."""
     for batch in batches:
-        yield from (batch if isinstance(batch, tuple) else (batch,))
+        yield from as_parts(batch)
 
 
 def inference_batches(features, batch_size, max_length, pad_multiple=32):
@@ -231,7 +233,7 @@ class Trainer:
 
         @tf.function(jit_compile=self.config.use_xla, reduce_retracing=True)
         def gradients(batch):
-            parts = batch if isinstance(batch, tuple) else (batch,)
+            parts = as_parts(batch)
             with tf.GradientTape() as tape:
                 # A tuple holds equal-row parts of one batch: its loss is the mean of the parts' losses.
                 loss = tf.add_n([loss_fn(part, model(part, training=True)) for part in parts]) / len(parts)
@@ -293,18 +295,17 @@ class Trainer:
     def _distribute(self, batch):
         """Split a global numpy batch into per-replica slices (each worker builds only its own replicas')."""
         n = self.runtime.num_replicas
-        parts = batch if isinstance(batch, tuple) else (batch,)
         if n == 1:
             return tf.nest.map_structure(tf.convert_to_tensor, batch)
-        for part in parts:
-            rows = len(next(iter(part.values())))
-            if rows % n:
-                raise ValueError(f"global batch of {rows} rows does not split over {n} replicas")
+        rows = [len(next(iter(part.values()))) for part in as_parts(batch)]
+        for count in rows:
+            if count % n:
+                raise ValueError(f"global batch of {count} rows does not split over {n} replicas")
 
         def value_fn(ctx):
             r = ctx.replica_id_in_sync_group
-            sliced = tuple({k: tf.convert_to_tensor(v[r * (len(v) // n):(r + 1) * (len(v) // n)])
-                            for k, v in part.items()} for part in parts)
+            sliced = tuple({k: tf.convert_to_tensor(v[r * (count // n):(r + 1) * (count // n)])
+                            for k, v in part.items()} for part, count in zip(as_parts(batch), rows))
             return sliced if isinstance(batch, tuple) else sliced[0]
 
         return self.strategy.experimental_distribute_values_from_function(value_fn)
@@ -336,7 +337,7 @@ class Trainer:
                 except StopIteration:
                     raise InputError("training data ran out before num_train_steps") from None
                 rows += sum(int(part["valid"].sum()) if "valid" in part else len(part["input_ids"])
-                            for part in (batch if isinstance(batch, tuple) else (batch,)))
+                            for part in as_parts(batch))
                 dist = self._distribute(batch)
                 if micro + 1 < cfg.num_accumulation_steps:
                     loss_sum += float(self._accumulate_step(dist))
