@@ -244,10 +244,13 @@ def latest_checkpoint(directory):
     return tf.train.latest_checkpoint(directory)
 
 
-def restore_state(prefix, named_variables):
-    """Assign every variable of ``named_variables`` from checkpoint ``prefix``; all must be present and fit."""
+def restore_state(prefix, named_variables, optional=()):
+    """Assign every variable of ``named_variables`` from checkpoint ``prefix``; all must be present and fit,
+    except the names in ``optional``, which are left as they are when absent. Returns the absent optional names."""
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
+    absent = [n for n in optional if n not in shapes]
+    named_variables = {n: v for n, v in named_variables.items() if n not in absent}
     problems = [n for n in named_variables if n not in shapes]
     problems += [f"{n}: checkpoint {shapes[n]} vs run {list(v.shape)}" for n, v in named_variables.items()
                  if n in shapes and list(shapes[n]) != list(v.shape)]
@@ -257,6 +260,7 @@ def restore_state(prefix, named_variables):
                          + "\n  ".join(problems[:20]), path=prefix)
     for name, var in named_variables.items():
         var.assign(np.asarray(reader.get_tensor(name)).astype(_dtype(var)))
+    return absent
 
 
 def _dtype(var):

@@ -285,6 +285,16 @@ def variable_map(model):
     return names
 
 
+def dropout_states(model):
+    """{``rng/dropout_<i>``: state} of every dropout's random seed generator, in layer order.
+
+    Not weights, but a resumed run needs them to draw the same dropout masks as an uninterrupted one.
+    """
+    weights = {id(v) for v in model.weights}
+    states = [v for v in model.variables if id(v) not in weights and "seed_generator" in v.path]
+    return {f"rng/dropout_{i}": v for i, v in enumerate(states)}
+
+
 def is_bert_variable(name):
     """True for encoder weights (``bert/...``); False for task heads (``output_*``, ``cls/...``)."""
     return name.startswith("bert/")

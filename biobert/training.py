@@ -167,6 +167,7 @@ class Trainer:
         with self.strategy.scope():
             self.model = modeling.build(model_fn())
             self.variables = modeling.variable_map(self.model)
+            self.dropout_states = modeling.dropout_states(self.model)
             lr = config.learning_rate * runtime.num_workers
             self.schedule = optimization.WarmupPolynomialDecay(
                 lr, config.num_train_steps, config.num_warmup_steps, power=config.poly_power,
@@ -188,8 +189,9 @@ class Trainer:
 
     # ---- state ------------------------------------------------------------------------------------------
     def state_variables(self):
-        """Everything a resumed run needs, by name: weights, optimizer slots, step, loss scale."""
+        """Everything a resumed run needs, by name: weights, optimizer slots, step, loss scale, dropout seeds."""
         state = dict(self.variables)
+        state.update(self.dropout_states)
         for name, var in self.variables.items():
             if var.trainable:
                 for slot, slot_var in self.inner_optimizer.slots(var).items():
@@ -215,7 +217,10 @@ class Trainer:
         prefix = checkpoints.latest_checkpoint(self.config.output_dir)
         if prefix is None:
             return 0
-        checkpoints.restore_state(prefix, self.state_variables())
+        # Checkpoints written before the dropout seeds were saved still resume (with fresh dropout masks).
+        missing = checkpoints.restore_state(prefix, self.state_variables(), optional=tuple(self.dropout_states))
+        if missing:
+            self.log.info(f"{prefix} holds no dropout seed state: resumed with new dropout masks")
         step = int(self.global_step.numpy())
         self.log.info(f"resuming from {prefix} at step {step}")
         return step

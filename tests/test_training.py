@@ -1,4 +1,6 @@
 """The shared loop: loss falls, checkpoints resume, accumulation, AMP/XLA steps, optimizer maths."""
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -79,6 +81,37 @@ def test_loss_falls_and_checkpoint_resumes_at_step(runtime, tmp_path):
     again.fit(training.training_batches(feats, 16, 32, seed=3, start_step=30))
     assert int(again.global_step.numpy()) == 35
     assert [s for s, d in logged(again.log) if "loss" in d] == [31, 32, 33, 34, 35]
+
+
+def test_resumed_run_draws_the_dropout_masks_of_an_uninterrupted_one(runtime, tmp_path):
+    # With dropout on, a run stopped after its step-3 checkpoint and resumed must take the same steps 4..6 as the
+    # run never stopped: the checkpoint holds the dropout seed generators' state, not only weights, slots, step.
+    feats = toy_features()
+    keras.utils.set_random_seed(11)
+    whole = make_trainer(runtime, tmp_path / "whole", steps=6, save_checkpoints_steps=3, keep_checkpoints=2)
+    whole.fit(training.training_batches(feats, 16, 32, seed=3))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for produced in (tmp_path / "whole").glob("model.ckpt-3.*"):
+        shutil.copy(produced, cut / produced.name)
+    (cut / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-3"\n')
+    assert "rng/dropout_0" in dict(tf.train.list_variables(str(cut / "model.ckpt-3")))
+
+    keras.utils.set_random_seed(12)                      # a new process starts from other dropout seeds
+    resumed = make_trainer(runtime, cut, steps=6, save_checkpoints_steps=0)
+    assert resumed.restore_latest() == 3
+    resumed.fit(training.training_batches(feats, 16, 32, seed=3, start_step=3))
+    assert len(losses(resumed.log)) == 3
+    np.testing.assert_allclose(losses(resumed.log), losses(whole.log)[3:], rtol=1e-6)
+    for name, var in whole.variables.items():
+        np.testing.assert_allclose(resumed.variables[name].numpy(), var.numpy(), rtol=0, atol=1e-6, err_msg=name)
+
+    # A checkpoint from before the seeds were saved still resumes, saying its dropout masks are new.
+    old = {n: v for n, v in whole.state_variables().items() if not n.startswith("rng/")}
+    training.checkpoints.save_checkpoint(str(tmp_path / "old"), 6, old)
+    again = make_trainer(runtime, tmp_path / "old", steps=8)
+    assert again.restore_latest() == 6
+    assert any("no dropout seed state" in str(line) for line in again.log.lines)
 
 
 def test_training_batches_resume_position_and_padding():
