@@ -47,7 +47,7 @@ def main(argv=None):
     k = args.parts or training.batch_parts(args.batch)
     settings = {"grouped": (training.SORT_WINDOW, 1, 1), "plain": (1, 1, 1), "parts": (1, k, 1),
                 "accumulated": (1, k, k)}
-    print(f"{len(features)} rows, batch {args.batch}, precision {runtime.policy}, {args.steps} timed steps per order")
+    print(f"{len(features)} rows, batch {args.batch}, precision {runtime.precision}, {args.steps} timed steps per order")
     for name in args.orders.split(","):
         sort_window, parts, accumulate = settings[name]
         log = Silent()

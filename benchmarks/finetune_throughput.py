@@ -86,7 +86,7 @@ def main():
         times.append(time.perf_counter() - start)
     infer = args.batch / statistics.median(times)
     print(f"model={args.model} batch={args.batch} seq={args.seq} amp={args.amp} xla={args.xla} "
-          f"precision={runtime.policy}: train {train:.2f} sentences/s, inference {infer:.1f} sentences/s")
+          f"precision={runtime.precision}: train {train:.2f} sentences/s, inference {infer:.1f} sentences/s")
 
 
 if __name__ == "__main__":

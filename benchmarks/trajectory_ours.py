@@ -85,7 +85,7 @@ def main(_):
     probe = {k: batches[0][k] for k in ("input_ids", "input_mask", "segment_ids")}
     np.save(os.path.join(FLAGS.output_dir, "probe_logits.npy"), np.asarray(trainer.model(probe, training=False)))
     with open(os.path.join(FLAGS.output_dir, "losses.json"), "w", encoding="utf-8") as handle:
-        json.dump({"precision": runtime.policy, "losses": log.losses}, handle)
+        json.dump({"precision": runtime.precision, "losses": log.losses}, handle)
     print("losses " + " ".join(f"{x:.5f}" for x in log.losses))
 
 

@@ -7,7 +7,9 @@
   original's Horovod processes did (TF_CONFIG launches set CUDA_VISIBLE_DEVICES themselves);
 * ``--horovod``: Horovod does not build against TensorFlow 2.21, so the same launch runs on tf.distribute
   and the log says so.
-Precision: ``--amp`` means mixed_float16 with dynamic loss scaling on GPUs, mixed_bfloat16 on CPUs.
+Precision: ``--amp`` means mixed_float16 with dynamic loss scaling on GPUs; on CPUs, bfloat16 matrix products
+in an otherwise float32 model (modeling.set_matmul_dtype), which is faster and closer to float32 on a CPU
+than Keras's mixed_bfloat16 policy.
 """
 import dataclasses
 import json
@@ -15,6 +17,8 @@ import os
 
 import keras
 import tensorflow as tf
+
+from biobert import modeling
 
 
 @dataclasses.dataclass
@@ -27,6 +31,8 @@ class Runtime:
     policy: str              # keras dtype policy name
     loss_scaling: bool       # dynamic loss scaling (float16 only)
     description: str
+    matmul_dtype: str = None  # dtype of the matrix products when not the policy's compute dtype
+    precision: str = ""       # as the log names it: the policy, or the products' dtype in a float32 model
 
     @property
     def is_chief(self):
@@ -163,18 +169,19 @@ def setup(amp=False, use_xla=False, horovod=False, log=print):
         task, workers = 0, 1
         kind = "one process, one device (" + ("GPU" if gpus else "CPU") + ")"
     device = "gpu" if gpus else "cpu"
-    if amp:
-        policy = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
-    else:
-        policy = "float32"
+    policy = "mixed_float16" if amp and device == "gpu" else "float32"
+    matmul_dtype = "bfloat16" if amp and device == "cpu" else None
     keras.mixed_precision.set_dtype_policy(policy)
-    description = (f"{kind}; {strategy.num_replicas_in_sync} replica(s); precision {policy}"
+    modeling.set_matmul_dtype(matmul_dtype)
+    precision = f"{matmul_dtype} matmuls, float32 elsewhere" if matmul_dtype else policy
+    description = (f"{kind}; {strategy.num_replicas_in_sync} replica(s); precision {precision}"
                    + ("; XLA jit_compile on" if use_xla else "; XLA off"))
     if horovod and workers == 1:
         notes.append("running on one process")
     runtime = Runtime(strategy=strategy, num_replicas=strategy.num_replicas_in_sync, num_workers=workers,
                       worker_index=task, device=device, policy=policy,
-                      loss_scaling=policy == "mixed_float16", description=description)
+                      loss_scaling=policy == "mixed_float16", description=description,
+                      matmul_dtype=matmul_dtype, precision=precision)
     if runtime.is_chief:
         for note in notes:
             log(note)

@@ -38,8 +38,42 @@ def activation(name):
         raise ValueError(f"unknown hidden_act {name!r}; known: {sorted(ACTIVATIONS)}") from None
 
 
+_MATMUL_DTYPE = [None]
+
+
+def set_matmul_dtype(dtype):
+    """Run the matrix products of models built from now on in ``dtype`` (None: each layer's compute dtype).
+
+    biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: only the products (where
+    the time goes) are rounded to bfloat16, while biases, activations, residual sums, LayerNorm and softmax
+    stay in float32. Keras's mixed_bfloat16 policy rounds every activation and gradient between the products,
+    which puts ~3 % error on the encoder's gradients and 13-40 % on its bias gradients (float32: 0.6 %
+    overall), and was no faster on this CPU (benchmarks/precision_gradients.py).
+    """
+    _MATMUL_DTYPE[0] = dtype
+
+
+def matmul(a, b, dtype):
+    """a @ b computed in ``dtype`` (None: as given), returned in a's dtype."""
+    if dtype is None or dtype == a.dtype:
+        return ops.matmul(a, ops.cast(b, a.dtype))
+    return ops.cast(ops.matmul(ops.cast(a, dtype), ops.cast(b, dtype)), a.dtype)
+
+
+class Dense(keras.layers.Dense):
+    """keras Dense whose product runs in the matmul dtype set when it was built (the bias add does not)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.matmul_dtype = _MATMUL_DTYPE[0]
+
+    def call(self, inputs, training=None):
+        x = matmul(inputs, self.kernel, self.matmul_dtype) + ops.cast(self.bias, inputs.dtype)
+        return self.activation(x) if self.activation is not None else x
+
+
 def dense(units, config, scope, act=None):
-    layer = keras.layers.Dense(units, activation=act, kernel_initializer=_init(config), name=scope.split("/")[-1])
+    layer = Dense(units, activation=act, kernel_initializer=_init(config), name=scope.split("/")[-1])
     layer.scope = scope
     return layer
 
@@ -89,6 +123,7 @@ class BertSelfAttention(keras.layers.Layer):
         self.key = dense(config.hidden_size, config, scope + "/key")
         self.value = dense(config.hidden_size, config, scope + "/value")
         self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+        self.matmul_dtype = _MATMUL_DTYPE[0]
 
     def _heads(self, x):                                                              # [B, T, H] -> [B, N, T, D]
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
@@ -98,11 +133,11 @@ class BertSelfAttention(keras.layers.Layer):
         # 0 where attention is allowed, -10000 where the key is padding: [B, 1, 1, T], float32.
         mask_bias = (1.0 - ops.cast(input_mask, "float32")[:, None, None, :]) * -10000.0
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (1.0 / math.sqrt(self.head_size))  # [B, N, T, T]
-        scores = ops.cast(scores, "float32") + mask_bias
+        scores = matmul(q, ops.transpose(k, (0, 1, 3, 2)), self.matmul_dtype) * (1.0 / math.sqrt(self.head_size))
+        scores = ops.cast(scores, "float32") + mask_bias                              # [B, N, T, T]
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probs = self.dropout(probs, training=training)
-        context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))                   # [B, T, N, D]
+        context = ops.transpose(matmul(probs, v, self.matmul_dtype), (0, 2, 1, 3))    # [B, T, N, D]
         return ops.reshape(context, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads * self.head_size))
 
 
@@ -187,6 +222,7 @@ class PretrainingHeads(keras.layers.Layer):
         self.transform = dense(config.hidden_size, config, "cls/predictions/transform/dense",
                                act=activation(config.hidden_act))
         self.transform_norm = layer_norm(config, "cls/predictions/transform")
+        self.matmul_dtype = _MATMUL_DTYPE[0]
 
     def build(self, input_shape):
         c = self.config
@@ -199,7 +235,7 @@ class PretrainingHeads(keras.layers.Layer):
         gathered = ops.take_along_axis(sequence_output, ops.expand_dims(masked_lm_positions, -1), axis=1)
         h = self.transform_norm(self.transform(gathered))                                  # [B, P, H]
         word_embeddings = ops.cast(self.embeddings.word_embeddings, h.dtype)
-        mlm_logits = ops.matmul(h, ops.transpose(word_embeddings)) + ops.cast(self.mlm_bias, h.dtype)
+        mlm_logits = matmul(h, ops.transpose(word_embeddings), self.matmul_dtype) + ops.cast(self.mlm_bias, h.dtype)
         nsp_logits = ops.matmul(pooled, ops.transpose(ops.cast(self.nsp_weights, pooled.dtype)))
         nsp_logits = nsp_logits + ops.cast(self.nsp_bias, pooled.dtype)
         return ops.cast(mlm_logits, "float32"), ops.cast(nsp_logits, "float32")

@@ -10,6 +10,18 @@ SHARED_DATA = pathlib.Path(os.environ.get("BIOBERT_SHARED_DATA", REPO.parent / "
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(autouse=True)
+def float32_after_each_test():
+    """distribution.setup() sets process-wide precision (Keras policy, matmul dtype); undo it after a test."""
+    yield
+    import keras
+
+    from biobert import modeling
+
+    keras.mixed_precision.set_dtype_policy("float32")
+    modeling.set_matmul_dtype(None)
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     if not SHARED_DATA.is_dir():
