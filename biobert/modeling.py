@@ -46,9 +46,10 @@ def set_matmul_dtype(dtype):
 
     biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: only the products (where
     the time goes) are rounded to bfloat16, while biases, activations, residual sums, LayerNorm and softmax
-    stay in float32. Keras's mixed_bfloat16 policy rounds every activation and gradient between the products,
-    which puts ~3 % error on the encoder's gradients and 13-40 % on its bias gradients (float32: 0.6 %
-    overall), and was no faster on this CPU (benchmarks/precision_gradients.py).
+    stay in float32. Keras's mixed_bfloat16 policy with Keras's Dense rounds every activation and gradient
+    between the products and sums bias gradients in bfloat16: ~3 % error on MiniLM's encoder gradients
+    (13-40 % on its biases) against 0.5 % this way, which is also faster on a CPU
+    (benchmarks/precision_gradients.py, BENCHMARKS.md).
     """
     _MATMUL_DTYPE[0] = dtype
 
@@ -61,7 +62,8 @@ def matmul(a, b, dtype):
 
 
 class Dense(keras.layers.Dense):
-    """keras Dense whose product runs in the matmul dtype set when it was built (the bias add does not)."""
+    """keras Dense whose product runs in the matmul dtype set when it was built, and whose bias is added as a
+    plain sum in the input's dtype (Keras's BiasAdd has a CPU gradient that sums bfloat16 rows in bfloat16)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
