@@ -74,10 +74,14 @@ def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
 
 def test_interrupted_run_resumes_with_the_same_batch_parts(chemprot, tmp_path):
     # Killed after its first checkpoint, a run resumes at the saved step and trains on the same stream of
-    # length-sorted parts (4 micro-batches a step) as an uninterrupted run: the same loss at every later step.
+    # length-sorted parts (4 micro-batches a step), with the same dropout masks, as an uninterrupted run: the
+    # same loss at every later step.
+    config = tmp_path / "bert_config.json"
+    tiny_config(vocab_size=30522, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1).to_json_file(config)
+
     def args(out):
         return [os.path.join(REPO, "run_re.py"), "--do_train", f"--data_dir={chemprot['data']}",
-                f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}",
+                f"--bert_config_file={config}", f"--vocab_file={chemprot['vocab']}",
                 f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}", "--train_batch_size=32",
                 "--learning_rate=2e-3", "--num_train_epochs=12", "--iterations_per_loop=1",
                 "--save_checkpoints_steps=10", "--noamp", "--nouse_xla"]
