@@ -277,7 +277,8 @@ def test_amp_and_xla_training_steps(tmp_path, amp, xla):
         keras.mixed_precision.set_dtype_policy("float32")
 
 
-@pytest.mark.parametrize("policy,matmul_dtype,tolerance", [("float32", "bfloat16", 1e-6), ("mixed_bfloat16", None, 1e-2)])
+@pytest.mark.parametrize("policy,matmul_dtype,tolerance",
+                         [("float32", "bfloat16", 1e-6), ("mixed_bfloat16", None, 1e-2)])
 def test_bias_gradient_is_the_sum_of_the_upstream_gradient(policy, matmul_dtype, tolerance):
     # Keras's Dense adds its bias with BiasAdd, whose CPU gradient sums bfloat16 rows in bfloat16 (~6 % off
     # over 1920 rows); ours sums in float32 (--amp on a CPU) or at least accurately (bfloat16 activations).
