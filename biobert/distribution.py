@@ -32,11 +32,19 @@ class Runtime:
     loss_scaling: bool       # dynamic loss scaling (float16 only)
     description: str
     matmul_dtype: str = None  # dtype of the matrix products when not the policy's compute dtype
-    precision: str = ""       # as the log names it: the policy, or the products' dtype in a float32 model
 
     @property
     def is_chief(self):
         return self.worker_index == 0
+
+    @property
+    def precision(self):
+        return _precision_name(self.policy, self.matmul_dtype)
+
+
+def _precision_name(policy, matmul_dtype):
+    """The precision as the log names it: the policy, or the products' dtype in a float32 model."""
+    return f"{matmul_dtype} matmuls, float32 elsewhere" if matmul_dtype else policy
 
 
 def _port_base():
@@ -173,15 +181,15 @@ def setup(amp=False, use_xla=False, horovod=False, log=print):
     matmul_dtype = "bfloat16" if amp and device == "cpu" else None
     keras.mixed_precision.set_dtype_policy(policy)
     modeling.set_matmul_dtype(matmul_dtype)
-    precision = f"{matmul_dtype} matmuls, float32 elsewhere" if matmul_dtype else policy
-    description = (f"{kind}; {strategy.num_replicas_in_sync} replica(s); precision {precision}"
+    description = (f"{kind}; {strategy.num_replicas_in_sync} replica(s); "
+                   f"precision {_precision_name(policy, matmul_dtype)}"
                    + ("; XLA jit_compile on" if use_xla else "; XLA off"))
     if horovod and workers == 1:
         notes.append("running on one process")
     runtime = Runtime(strategy=strategy, num_replicas=strategy.num_replicas_in_sync, num_workers=workers,
                       worker_index=task, device=device, policy=policy,
                       loss_scaling=policy == "mixed_float16", description=description,
-                      matmul_dtype=matmul_dtype, precision=precision)
+                      matmul_dtype=matmul_dtype)
     if runtime.is_chief:
         for note in notes:
             log(note)

@@ -42,9 +42,7 @@ def token_loss(batch, logits):
 
 @pytest.fixture
 def runtime():
-    rt = distribution.setup(log=lambda *_: None)
-    yield rt
-    keras.mixed_precision.set_dtype_policy("float32")
+    return distribution.setup(log=lambda *_: None)     # conftest restores float32 after each test
 
 
 def make_trainer(rt, tmp_path, steps, **kw):
@@ -254,27 +252,24 @@ def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
 @pytest.mark.parametrize("amp,xla", [(True, False), (False, True), (True, True)])
 def test_amp_and_xla_training_steps(tmp_path, amp, xla):
     rt = distribution.setup(amp=amp, use_xla=xla, log=lambda *_: None)
-    try:
-        # No GPU here: --amp is bfloat16 products in a float32 model (no loss scaling); --noamp all float32.
-        assert rt.policy == "float32" and rt.matmul_dtype == ("bfloat16" if amp else None) and not rt.loss_scaling
-        trainer = make_trainer(rt, tmp_path, steps=3, use_xla=xla)
-        layer = trainer.model.bert.encoder_layers[0].attention.query
-        x = np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32)
-        kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
-        rounded = tf.cast(tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)), tf.float32) + bias
-        out = layer(x).numpy()
-        assert out.dtype == np.float32 and layer.kernel.dtype == "float32"
-        if amp:                                        # the product rounded to bfloat16, the bias added in float32
-            np.testing.assert_array_equal(out, rounded.numpy())
-            assert not np.allclose(out, x @ kernel + bias, rtol=1e-5, atol=0)
-        else:
-            np.testing.assert_allclose(out, x @ kernel + bias, rtol=1e-5, atol=1e-6)
-        before = trainer.variables["output_weights"].numpy().copy()
-        trainer.fit(training.training_batches(toy_features(), 16, 32, seed=1))
-        assert all(np.isfinite(losses(trainer.log)))
-        assert not np.array_equal(trainer.variables["output_weights"].numpy(), before)
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")
+    # No GPU here: --amp is bfloat16 products in a float32 model (no loss scaling); --noamp all float32.
+    assert rt.policy == "float32" and rt.matmul_dtype == ("bfloat16" if amp else None) and not rt.loss_scaling
+    trainer = make_trainer(rt, tmp_path, steps=3, use_xla=xla)
+    layer = trainer.model.bert.encoder_layers[0].attention.query
+    x = np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32)
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+    rounded = tf.cast(tf.matmul(tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)), tf.float32) + bias
+    out = layer(x).numpy()
+    assert out.dtype == np.float32 and layer.kernel.dtype == "float32"
+    if amp:                                        # the product rounded to bfloat16, the bias added in float32
+        np.testing.assert_array_equal(out, rounded.numpy())
+        assert not np.allclose(out, x @ kernel + bias, rtol=1e-5, atol=0)
+    else:
+        np.testing.assert_allclose(out, x @ kernel + bias, rtol=1e-5, atol=1e-6)
+    before = trainer.variables["output_weights"].numpy().copy()
+    trainer.fit(training.training_batches(toy_features(), 16, 32, seed=1))
+    assert all(np.isfinite(losses(trainer.log)))
+    assert not np.array_equal(trainer.variables["output_weights"].numpy(), before)
 
 
 @pytest.mark.parametrize("policy,matmul_dtype,tolerance",
