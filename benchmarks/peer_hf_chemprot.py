@@ -136,6 +136,10 @@ def parse_args(argv=None):
     parser.add_argument("--train_limit", type=int, default=None, help="Use only the first N train rows.")
     parser.add_argument("--test_limit", type=int, default=None, help="Use only the first N test rows.")
     parser.add_argument("--log_every", type=int, default=50, help="Print progress every N steps.")
+    parser.add_argument("--replay", default=None,
+                        help="An .npz from benchmarks/replay_order.py: train on its batches (train.tsv rows per step, "
+                             "its step count) from its classifier initialisation instead of this script's own "
+                             "shuffle and initialisation; dropout stays this script's (--seed).")
     return parser.parse_args(argv)
 
 
@@ -165,8 +169,20 @@ def main(argv=None):
           f"dropout hidden {config.hidden_dropout_prob} attention {config.attention_probs_dropout_prob} "
           f"classifier {config.classifier_dropout or config.hidden_dropout_prob}", flush=True)
 
-    steps_per_epoch = math.ceil(len(train_x) / args.train_batch_size)
-    total_steps = int(steps_per_epoch * args.num_train_epochs)
+    replay = np.load(args.replay) if args.replay else None
+    if replay is not None:
+        rows = replay["rows"]
+        if rows.max() >= len(train_x):
+            sys.exit(f"error: {args.replay}: row {rows.max()} is past train.tsv's {len(train_x)} rows")
+        with torch.no_grad():
+            model.classifier.weight.copy_(torch.from_numpy(replay["output_weights"]))
+            model.classifier.bias.copy_(torch.from_numpy(replay["output_bias"]))
+        total_steps = len(rows)
+        print(f"replaying {args.replay}: {total_steps} batches of {rows.shape[1]} rows and its classifier "
+              f"initialisation (std {replay['output_weights'].std():.4f})", flush=True)
+    else:
+        steps_per_epoch = math.ceil(len(train_x) / args.train_batch_size)
+        total_steps = int(steps_per_epoch * args.num_train_epochs)
     optimizer, scheduler, warmup = make_optimizer(model, args, total_steps)
     print(f"train rows {len(train_x)}, test rows {len(test_x)}, steps {total_steps} "
           f"(warm-up {warmup}), batch {args.train_batch_size}", flush=True)
@@ -176,8 +192,11 @@ def main(argv=None):
     step, sentences_seen, window_loss, window_n = 0, 0, 0.0, 0
     start = time.perf_counter()
     while step < total_steps:
-        order = rng.permutation(len(train_x)).tolist()
-        for batch in batches(train_enc, train_y, args.train_batch_size, order):
+        if replay is not None:
+            order, batch_size = rows.ravel().tolist(), rows.shape[1]
+        else:
+            order, batch_size = rng.permutation(len(train_x)).tolist(), args.train_batch_size
+        for batch in batches(train_enc, train_y, batch_size, order):
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)

@@ -1,0 +1,85 @@
+"""Compare two sets of ChemProt runs (ours and the Hugging Face peer) over their seeds.
+
+    python benchmarks/seed_comparison.py --answer_path=/tmp/chemprot_formatted/test.tsv \
+        --ours=DIR[,DIR...] --peer=DIR[,DIR...]
+
+Each DIR holds a run's test_results.tsv (run_re.py's, or peer_hf_chemprot.py's: class probabilities in
+biobert.relation.LABELS order). Scores every run with biobert.re_eval (micro P/R/F1 over the five CPR classes)
+and prints one row per run with its CPR:5 predictions (the rare class whose loss separates weak runs), then per
+side the median, mean and standard deviation, and for the difference between the sides: the Welch standard
+error of the means, and exact permutation tests (every way of splitting the pooled F1s into groups of the two
+sizes) of how often a split gives a gap in means, or in medians, at least as far below zero as the one observed.
+"""
+import argparse
+import itertools
+import math
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from biobert import re_eval  # noqa: E402
+
+RARE = "CPR:5"
+
+
+def score(run_dir, answer_path):
+    """re_eval's result for one run folder's test_results.tsv."""
+    return re_eval.evaluate_files(os.path.join(run_dir, "test_results.tsv"), answer_path)
+
+
+def permutation_p(ours, peer, statistic):
+    """Share of the splits of ours+peer into groups of their sizes whose statistic(a) - statistic(b) is at most
+    the observed one (one-sided: how often chance alone puts the first group this far below)."""
+    pooled = ours + peer
+    observed = statistic(ours) - statistic(peer)
+    at_most = total = 0
+    for chosen in itertools.combinations(range(len(pooled)), len(ours)):
+        picked = set(chosen)
+        a = [pooled[i] for i in chosen]
+        b = [x for i, x in enumerate(pooled) if i not in picked]
+        total += 1
+        at_most += statistic(a) - statistic(b) <= observed + 1e-12
+    return at_most / total
+
+
+def summary(name, f1s):
+    sd = statistics.stdev(f1s) if len(f1s) > 1 else float("nan")
+    return (f"{name}: {len(f1s)} runs, median {statistics.median(f1s):.2f}, mean {statistics.mean(f1s):.2f}, "
+            f"sd {sd:.2f}, min {min(f1s):.2f}, max {max(f1s):.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--answer_path", required=True, help="The formatted test.tsv.")
+    parser.add_argument("--ours", required=True, help="Comma-separated run folders of run_re.py.")
+    parser.add_argument("--peer", required=True, help="Comma-separated run folders of peer_hf_chemprot.py.")
+    args = parser.parse_args(argv)
+
+    f1 = {}
+    print(f"| side | run | micro P | R | F1 | {RARE} predicted / gold | {RARE} F1 |")
+    print("|---|---|---|---|---|---|---|")
+    for side in ("ours", "peer"):
+        f1[side] = []
+        for run_dir in (d for d in getattr(args, side).split(",") if d):
+            result = score(run_dir, args.answer_path)
+            rare = result["per_class"][RARE]
+            f1[side].append(100 * result["f1"])
+            print(f"| {side} | {run_dir} | {100 * result['precision']:.2f} | {100 * result['recall']:.2f} | "
+                  f"{100 * result['f1']:.2f} | {rare['predicted']} / {rare['gold']} | {100 * rare['f1']:.2f} |")
+    ours, peer = f1["ours"], f1["peer"]
+    print(summary("ours", ours))
+    print(summary("peer", peer))
+    gap = statistics.mean(ours) - statistics.mean(peer)
+    se = math.sqrt(statistics.variance(ours) / len(ours) + statistics.variance(peer) / len(peer))
+    print(f"means: ours - peer {gap:+.2f}, standard error {se:.2f} ({gap / se:+.2f} SE)")
+    print(f"medians: ours - peer {statistics.median(ours) - statistics.median(peer):+.2f}")
+    print(f"permutation p (a gap in means this low or lower by chance): {permutation_p(ours, peer, statistics.mean):.3f}")
+    print(f"permutation p (a gap in medians this low or lower by chance): "
+          f"{permutation_p(ours, peer, statistics.median):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
