@@ -111,6 +111,24 @@ def make_optimizer(model, args, total_steps):
     return optimizer, scheduler, warmup
 
 
+def export_replay(path, model, rng, rows, batch_size, total_steps):
+    """Writes the batches this run would train on (full ones only: each epoch's short last batch is left out)
+    and the classifier's initial weights, in benchmarks/replay_order.py's format."""
+    order, epochs = [], 0
+    while sum(len(o) for o in order) < total_steps:
+        permutation = rng.permutation(rows)
+        order.append([permutation[i:i + batch_size] for i in range(0, rows - batch_size + 1, batch_size)])
+        epochs += 1
+    full = np.stack([batch for epoch in order for batch in epoch][:total_steps]).astype(np.int64)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, rows=full, output_weights=model.classifier.weight.detach().numpy(),
+             output_bias=model.classifier.bias.detach().numpy())
+    os.replace(tmp, path)
+    print(f"{path}: {len(full)} full batches of {batch_size} rows over {epochs} epochs and the classifier "
+          f"initialisation (std {model.classifier.weight.std().item():.4f})", flush=True)
+    return 0
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -140,6 +158,10 @@ def parse_args(argv=None):
                         help="An .npz from benchmarks/replay_order.py: train on its batches (train.tsv rows per step, "
                              "its step count) from its classifier initialisation instead of this script's own "
                              "shuffle and initialisation; dropout stays this script's (--seed).")
+    parser.add_argument("--export_replay", default=None,
+                        help="Write this run's draws that are not dropout to an .npz for benchmarks/replay_run_re.py "
+                             "(the full batches of its shuffle, as train.tsv rows, and its classifier "
+                             "initialisation) and exit without training.")
     return parser.parse_args(argv)
 
 
@@ -188,6 +210,9 @@ def main(argv=None):
           f"(warm-up {warmup}), batch {args.train_batch_size}", flush=True)
 
     rng = np.random.default_rng(args.seed)
+    if args.export_replay:
+        full_steps = int(len(train_x) // args.train_batch_size * args.num_train_epochs)     # run_re.py's count
+        return export_replay(args.export_replay, model, rng, len(train_x), args.train_batch_size, full_steps)
     model.train()
     step, sentences_seen, window_loss, window_n = 0, 0, 0.0, 0
     start = time.perf_counter()
