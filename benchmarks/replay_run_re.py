@@ -16,11 +16,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import run_re  # noqa: E402  (first: quiet TensorFlow start-up; defines run_re.py's flags)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-import run_re  # noqa: E402  (defines run_re.py's flags)
 from biobert import modeling, training  # noqa: E402
 
 flags.DEFINE_string("replay", None, "The .npz with rows, output_weights and output_bias.")
