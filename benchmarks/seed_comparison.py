@@ -9,6 +9,11 @@ and prints one row per run with its CPR:5 predictions (the rare class whose loss
 side the median, mean and standard deviation, and for the difference between the sides: the Welch standard
 error of the means, and exact permutation tests (every way of splitting the pooled F1s into groups of the two
 sizes) of how often a split gives a gap in means, or in medians, at least as far below zero as the one observed.
+
+With --paired the two lists are pairs of runs on the same draws (the same batches and classifier initialisation:
+benchmarks/replay_run_re.py, ``peer_hf_chemprot.py --replay``): it adds each pair's difference, their mean and
+standard error, and the exact sign-flip test (every choice of signs of the differences) of how often chance gives
+a mean difference at least as far below zero.
 """
 import argparse
 import itertools
@@ -55,6 +60,8 @@ def main(argv=None):
     parser.add_argument("--answer_path", required=True, help="The formatted test.tsv.")
     parser.add_argument("--ours", required=True, help="Comma-separated run folders of run_re.py.")
     parser.add_argument("--peer", required=True, help="Comma-separated run folders of peer_hf_chemprot.py.")
+    parser.add_argument("--paired", action="store_true",
+                        help="--ours and --peer list runs on the same draws, pair by pair in order.")
     args = parser.parse_args(argv)
 
     f1 = {}
@@ -78,7 +85,23 @@ def main(argv=None):
     print(f"permutation p (a gap in means this low or lower by chance): {permutation_p(ours, peer, statistics.mean):.3f}")
     print(f"permutation p (a gap in medians this low or lower by chance): "
           f"{permutation_p(ours, peer, statistics.median):.3f}")
+    if args.paired:
+        paired(ours, peer)
     return 0
+
+
+def paired(ours, peer):
+    """Pair-by-pair differences (ours - peer), their mean and standard error, and the sign-flip test."""
+    if len(ours) != len(peer):
+        raise SystemExit(f"error: --paired needs as many --ours runs ({len(ours)}) as --peer runs ({len(peer)})")
+    diffs = [a - b for a, b in zip(ours, peer)]
+    mean = statistics.mean(diffs)
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+    flips = list(itertools.product((1, -1), repeat=len(diffs)))
+    at_most = sum(statistics.mean(d * f for d, f in zip(diffs, signs)) <= mean + 1e-12 for signs in flips)
+    print("paired differences (ours - peer): " + ", ".join(f"{d:+.2f}" for d in diffs))
+    print(f"paired: mean {mean:+.2f}, standard error {se:.2f}, ours ahead in {sum(d >= 0 for d in diffs)} of "
+          f"{len(diffs)}, sign-flip p (a mean this low or lower by chance) {at_most / len(flips):.3f}")
 
 
 if __name__ == "__main__":
