@@ -10,12 +10,14 @@ scaling: 1 when they agree); the mean absolute difference of the two sides' mean
 Monte-Carlo standard error.
 """
 import argparse
-import csv
 import math
+import os
 
 import numpy as np
 import torch
 from transformers import BertForSequenceClassification, BertTokenizerFast
+
+from peer_hf_chemprot import read_tsv
 
 
 def main(argv=None):
@@ -30,8 +32,7 @@ def main(argv=None):
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
 
-    with open(f"{args.data_dir}/train.tsv", encoding="utf-8") as handle:
-        sentences = [row[1] for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)][1:]
+    sentences, _ = read_tsv(os.path.join(args.data_dir, "train.tsv"))
     draws, ours = np.load(args.replay), np.load(args.ours)
     rows = draws["rows"][0]
     if not np.array_equal(rows, ours["rows"]):

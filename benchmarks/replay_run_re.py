@@ -38,11 +38,7 @@ def replayed_batches(replay):
                              f"{batch_size}")
         lengths = np.array([len(f["input_ids"]) for f in features])
         for idx in rows[start_step:]:
-            if parts > 1:
-                idx = idx[np.argsort(lengths[idx], kind="stable")]
-            padded = tuple(training.pad_batch([features[i] for i in part], training._padded_length(
-                lengths[part].max(), pad_multiple, max_length)) for part in np.split(idx, parts))
-            yield padded if parts > 1 else padded[0]
+            yield training.assemble_batch(features, idx, lengths, max_length, pad_multiple, parts)
     return batches
 
 

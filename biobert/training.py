@@ -100,14 +100,19 @@ def training_batches(features, batch_size, max_length, seed, start_step=0, pad_m
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
             groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         for b in rng.permutation(len(groups))[offset:]:
-            idx = groups[b]
-            if parts > 1:
-                idx = idx[np.argsort(lengths[idx], kind="stable")]
-            padded = tuple(pad_batch([features[i] for i in part],
-                                     _padded_length(lengths[part].max(), pad_multiple, max_length))
-                           for part in np.split(idx, parts))
-            yield padded if parts > 1 else padded[0]
+            yield assemble_batch(features, groups[b], lengths, max_length, pad_multiple, parts)
         epoch, offset = epoch + 1, 0
+
+
+def assemble_batch(features, idx, lengths, max_length, pad_multiple=32, parts=1):
+    """One training batch of the rows ``idx`` as ``training_batches`` yields it: padded to its longest row (rounded
+    up to ``pad_multiple``), or with ``parts`` > 1 a tuple of that many length-sorted parts, each padded to its own.
+    ``lengths``: every feature's token count."""
+    if parts > 1:
+        idx = idx[np.argsort(lengths[idx], kind="stable")]
+    padded = tuple(pad_batch([features[i] for i in part], _padded_length(lengths[part].max(), pad_multiple, max_length))
+                   for part in np.split(idx, parts))
+    return padded if parts > 1 else padded[0]
 
 
 def as_parts(batch):
