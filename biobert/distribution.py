@@ -7,9 +7,11 @@
   original's Horovod processes did (TF_CONFIG launches set CUDA_VISIBLE_DEVICES themselves);
 * ``--horovod``: Horovod does not build against TensorFlow 2.21, so the same launch runs on tf.distribute
   and the log says so.
-Precision: ``--amp`` means mixed_float16 with dynamic loss scaling on GPUs; on CPUs, bfloat16 matrix products
-in an otherwise float32 model (modeling.set_matmul_dtype), which is faster and closer to float32 on a CPU
-than Keras's mixed_bfloat16 policy.
+Precision: ``--amp`` means mixed_float16 with dynamic loss scaling on GPUs; on CPUs that multiply bfloat16 in
+hardware (x86 AVX512_BF16 or AMX, Arm BF16), bfloat16 matrix products in an otherwise float32 model
+(modeling.set_matmul_dtype), which is faster and closer to float32 on a CPU than Keras's mixed_bfloat16 policy.
+On other CPUs bfloat16 is emulated and several times slower than float32, so ``--amp`` runs in float32 there
+and the log says so; BIOBERT_CPU_BF16=1 (or 0) overrides the detection.
 """
 import dataclasses
 import json
@@ -19,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from biobert import modeling
+from biobert.errors import InputError
 
 
 @dataclasses.dataclass
@@ -45,6 +48,44 @@ class Runtime:
 def _precision_name(policy, matmul_dtype):
     """The precision as the log names it: the policy, or the products' dtype in a float32 model."""
     return f"{matmul_dtype} matmuls, float32 elsewhere" if matmul_dtype else policy
+
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")     # x86 (/proc/cpuinfo "flags"), Arm ("Features")
+
+
+def cpu_bfloat16_support(cpuinfo="/proc/cpuinfo"):
+    """True/False: the CPU multiplies bfloat16 in hardware (its flags name AVX512_BF16, AMX-BF16 or Arm's BF16);
+    None when ``cpuinfo`` cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def _cpu_bf16(cpu_bf16, notes):
+    """Whether --amp on a CPU uses bfloat16 products: ``cpu_bf16`` if given, else BIOBERT_CPU_BF16, else detected."""
+    if cpu_bf16 is not None:
+        return bool(cpu_bf16)
+    forced = os.environ.get("BIOBERT_CPU_BF16", "").strip().lower()
+    if forced in ("1", "true", "yes"):
+        return True
+    if forced in ("0", "false", "no"):
+        return False
+    if forced:
+        raise InputError(f"BIOBERT_CPU_BF16={forced!r}: use 1 or 0 (or leave it unset to detect)")
+    native = cpu_bfloat16_support()
+    if native is False:
+        notes.append("--amp: this CPU has no bfloat16 arithmetic (no avx512_bf16/amx_bf16/bf16 flag), where "
+                     "bfloat16 products are emulated and several times slower, so the run is in float32 "
+                     "(BIOBERT_CPU_BF16=1 forces bfloat16)")
+    return native is not False
 
 
 def _port_base():
@@ -145,8 +186,11 @@ def _pin_gpu(gpus, log_notes):
     return [gpu]
 
 
-def setup(amp=False, use_xla=False, horovod=False, log=print):
-    """Pick the strategy and the precision policy; call before any model is built."""
+def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
+    """Pick the strategy and the precision policy; call before any model is built.
+
+    ``cpu_bf16``: whether --amp on a CPU uses bfloat16 products; None decides by BIOBERT_CPU_BF16 or the CPU's flags.
+    """
     notes = []
     gpus = _pin_gpu(tf.config.list_physical_devices("GPU"), notes)
     for gpu in gpus:
@@ -178,7 +222,7 @@ def setup(amp=False, use_xla=False, horovod=False, log=print):
         kind = "one process, one device (" + ("GPU" if gpus else "CPU") + ")"
     device = "gpu" if gpus else "cpu"
     policy = "mixed_float16" if amp and device == "gpu" else "float32"
-    matmul_dtype = "bfloat16" if amp and device == "cpu" else None
+    matmul_dtype = "bfloat16" if amp and device == "cpu" and _cpu_bf16(cpu_bf16, notes) else None
     keras.mixed_precision.set_dtype_policy(policy)
     modeling.set_matmul_dtype(matmul_dtype)
     description = (f"{kind}; {strategy.num_replicas_in_sync} replica(s); "

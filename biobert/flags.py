@@ -16,8 +16,10 @@ def define_common(dllog_path="/results/bert_dllog.json"):
     flags.DEFINE_bool("horovod", False, "Accepted for compatibility with the original launch (mpirun ... --horovod). "
                       "Horovod does not build against TensorFlow 2.21; the same multi-process launch runs on "
                       "tf.distribute (MultiWorkerMirroredStrategy).")
-    flags.DEFINE_bool("amp", True, "Mixed precision: float16 with dynamic loss scaling on GPUs; on CPUs, bfloat16 "
-                      "matrix products in an otherwise float32 model.")
+    flags.DEFINE_bool("amp", True, "Mixed precision: float16 with dynamic loss scaling on GPUs; on CPUs with bfloat16 "
+                      "arithmetic (AVX512_BF16, AMX, Arm BF16), bfloat16 matrix products in an otherwise float32 "
+                      "model; other CPUs run float32, where bfloat16 would be emulated and slower "
+                      "(BIOBERT_CPU_BF16=1/0 overrides).")
     flags.DEFINE_bool("use_xla", True, "Compile the training and inference steps with XLA (jit_compile).")
     flags.DEFINE_bool("do_prepare", False, "Accepted and ignored (the original scripts pass it).")
     flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and data order.")

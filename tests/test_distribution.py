@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent('''
@@ -62,6 +64,52 @@ def test_horovod_flag_falls_back_to_tf_distribute():
     assert runtime.num_replicas == 1 and runtime.is_chief
     assert any("Horovod is not installed" in line and "tf.distribute" in line for line in lines)
     assert "running on one process" in lines
+
+
+X86_WITH = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+X86_WITHOUT = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu\n"
+X86_AMX = "flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n"
+ARM_WITH = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes sve bf16 i8mm\nCPU implementer\t: 0x41\n"
+ARM_WITHOUT = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes sve\n"
+
+
+def test_cpu_bfloat16_support_reads_the_cpu_flags(tmp_path):
+    from biobert import distribution
+
+    expected = {"x86_with": (X86_WITH, True), "x86_without": (X86_WITHOUT, False), "amx": (X86_AMX, True),
+                "arm_with": (ARM_WITH, True), "arm_without": (ARM_WITHOUT, False)}
+    for name, (text, native) in expected.items():
+        (tmp_path / name).write_text(text)
+        assert distribution.cpu_bfloat16_support(str(tmp_path / name)) is native, name
+    assert distribution.cpu_bfloat16_support(str(tmp_path / "absent")) is None
+
+
+def test_amp_on_a_cpu_without_bfloat16_runs_in_float32(monkeypatch):
+    from biobert import distribution
+    from biobert.errors import InputError
+
+    native = {"value": False}
+    monkeypatch.setattr(distribution, "cpu_bfloat16_support", lambda: native["value"])
+    monkeypatch.delenv("BIOBERT_CPU_BF16", raising=False)
+    lines = []
+    runtime = distribution.setup(amp=True, log=lines.append)
+    assert runtime.matmul_dtype is None and runtime.precision == "float32"
+    assert any("no bfloat16 arithmetic" in line and "float32" in line for line in lines)
+    native["value"] = True
+    assert distribution.setup(amp=True, log=lines.append).matmul_dtype == "bfloat16"
+    native["value"] = None                        # cannot tell (not Linux): --amp keeps bfloat16 products
+    assert distribution.setup(amp=True, log=lines.append).matmul_dtype == "bfloat16"
+    assert distribution.setup(amp=False, log=lines.append).matmul_dtype is None
+    # The environment overrides the detection either way; a value that is not a switch is a clear error.
+    native["value"] = False
+    monkeypatch.setenv("BIOBERT_CPU_BF16", "1")
+    assert distribution.setup(amp=True, log=lines.append).matmul_dtype == "bfloat16"
+    native["value"] = True
+    monkeypatch.setenv("BIOBERT_CPU_BF16", "0")
+    assert distribution.setup(amp=True, log=lines.append).matmul_dtype is None
+    monkeypatch.setenv("BIOBERT_CPU_BF16", "maybe")
+    with pytest.raises(InputError, match="BIOBERT_CPU_BF16='maybe'"):
+        distribution.setup(amp=True, log=lines.append)
 
 
 def test_mpirun_environment_becomes_tf_config(monkeypatch):
