@@ -10,6 +10,9 @@ side the median, mean and standard deviation, and for the difference between the
 error of the means, and exact permutation tests (every way of splitting the pooled F1s into groups of the two
 sizes) of how often a split gives a gap in means, or in medians, at least as far below zero as the one observed.
 
+An item of --ours or --peer may also be a micro-F1 in percent (a run scored earlier whose folder is gone, as
+the figures in BENCHMARKS.md): it enters the statistics, and its row shows only that figure.
+
 With --paired the two lists are pairs of runs on the same draws (the same batches and classifier initialisation:
 benchmarks/replay_run_re.py, ``peer_hf_chemprot.py --replay``): it adds each pair's difference, their mean and
 standard error, and the exact sign-flip test (every choice of signs of the differences) of how often chance gives
@@ -49,6 +52,14 @@ def permutation_p(ours, peer, statistic):
     return at_most / total
 
 
+def as_figure(item):
+    """The F1 an item of --ours/--peer gives directly (a number), or None for a run folder."""
+    try:
+        return float(item)
+    except ValueError:
+        return None
+
+
 def summary(name, f1s):
     sd = statistics.stdev(f1s) if len(f1s) > 1 else float("nan")
     return (f"{name}: {len(f1s)} runs, median {statistics.median(f1s):.2f}, mean {statistics.mean(f1s):.2f}, "
@@ -57,9 +68,11 @@ def summary(name, f1s):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--answer_path", required=True, help="The formatted test.tsv.")
-    parser.add_argument("--ours", required=True, help="Comma-separated run folders of run_re.py.")
-    parser.add_argument("--peer", required=True, help="Comma-separated run folders of peer_hf_chemprot.py.")
+    parser.add_argument("--answer_path", help="The formatted test.tsv (needed when a run folder is given).")
+    parser.add_argument("--ours", required=True,
+                        help="Comma-separated run folders of run_re.py, or micro-F1 figures in percent.")
+    parser.add_argument("--peer", required=True,
+                        help="Comma-separated run folders of peer_hf_chemprot.py, or micro-F1 figures in percent.")
     parser.add_argument("--paired", action="store_true",
                         help="--ours and --peer list runs on the same draws, pair by pair in order.")
     args = parser.parse_args(argv)
@@ -69,7 +82,14 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for side in ("ours", "peer"):
         f1[side] = []
-        for run_dir in (d for d in getattr(args, side).split(",") if d):
+        for run_dir in (d.strip() for d in getattr(args, side).split(",") if d.strip()):
+            figure = as_figure(run_dir)
+            if figure is not None:
+                f1[side].append(figure)
+                print(f"| {side} | (scored earlier) | - | - | {figure:.2f} | - | - |")
+                continue
+            if not args.answer_path:
+                parser.error(f"{run_dir} is a run folder: --answer_path is needed to score it")
             result = score(run_dir, args.answer_path)
             rare = result["per_class"][RARE]
             f1[side].append(100 * result["f1"])
