@@ -48,7 +48,7 @@ def permutation_p(ours, peer, statistic, exact_limit=EXACT_LIMIT, random_splits=
     the observed one (one-sided: how often chance alone puts the first group this far below).
 
     Every split when there are at most ``exact_limit`` of them, else ``random_splits`` random ones (seed 0).
-    Returns (p, how: "exact" or "random").
+    Returns (p, how): how is "exact" or "<random_splits> random splits".
     """
     pooled = ours + peer
     observed = statistic(ours) - statistic(peer)

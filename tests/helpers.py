@@ -22,6 +22,16 @@ def minilm_folder():
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def load_script(relative_path, name):
+    """Import a script that is not in a package (``data/...py``, ``benchmarks/...py``) as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, relative_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_python(argv, check=True, timeout=600):
     """Run ``python <argv>`` from the repository root; with ``check``, fail showing its output."""
     import subprocess

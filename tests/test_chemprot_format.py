@@ -1,6 +1,5 @@
 """data/ChemProtTextFormatting.py: hand-built corpora with exact rows, and the real dev/test splits."""
 import collections
-import importlib.util
 import pathlib
 import re
 import subprocess
@@ -10,12 +9,11 @@ import zipfile
 import pytest
 
 from biobert.errors import InputError
+from helpers import load_script
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "data" / "ChemProtTextFormatting.py"
-_spec = importlib.util.spec_from_file_location("chemprot_formatting", SCRIPT)
-cpf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cpf)
+cpf = load_script("data/ChemProtTextFormatting.py", "chemprot_formatting")
 
 # Gold relations of the five evaluated groups, from ../shared/data/README.md
 README_GOLD = {

@@ -1,14 +1,10 @@
 """benchmarks/seed_comparison.py: the permutation test, exact and by random splits."""
-import importlib.util
-import os
 import statistics
 
 import pytest
+from helpers import load_script
 
-_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "seed_comparison.py")
-_spec = importlib.util.spec_from_file_location("seed_comparison", _PATH)
-seed_comparison = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(seed_comparison)
+seed_comparison = load_script("benchmarks/seed_comparison.py", "seed_comparison")
 
 
 def test_exact_permutation_p_counts_every_split():
