@@ -15,8 +15,9 @@ WEIGHT_DECAY_EXCLUDE = ("LayerNorm", "layer_norm", "bias")
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then polynomial decay to ``end`` at ``total_steps``.
 
-    ``step`` is the optimizer's 0-based iteration; during warm-up update k (from 1) uses peak * k / warmup_steps,
-    so the first update is not wasted on a zero rate as in Google's code. Two forms of the decay:
+    ``step`` is the optimizer's 0-based iteration; during warm-up it uses peak * step / warmup_steps, so the first
+    update has rate 0, as in Google's and NVIDIA's BERT and Hugging Face's linear schedule (it still sets the Adam
+    moments). Two forms of the decay:
       * ``decay_from_warmup=False`` (Google's and NVIDIA's pre-training): the decay is counted from step 0 over
         all ``total_steps``, so right after warm-up the rate drops from ``peak`` to
         peak * (1 - warmup/total) ** power;
@@ -40,7 +41,7 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         decayed = (self.peak - self.end) * ops.power(1.0 - progress, self.power) + self.end
         if self.warmup_steps <= 0:
             return decayed
-        warm = self.peak * (step + 1.0) / float(self.warmup_steps)
+        warm = self.peak * step / float(self.warmup_steps)
         return ops.where(step < float(self.warmup_steps), warm, decayed)
 
     def get_config(self):

@@ -54,9 +54,10 @@ def test_train_eval_predict_and_re_eval(chemprot, tmp_path):
     losses = [r["data"]["loss"] for r in rows if r["type"] == "LOG" and "loss" in r["data"]]
     assert len(losses) == 8 * (320 // 16)
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
-    # Linear warm-up over 10% of the 160 steps, then from the peak linearly to 0 (not Google's 0.9 x peak).
+    # Linear warm-up over 10% of the 160 steps (update k from 0 at k / 16 of the peak: the first at 0, as Google's
+    # and Hugging Face's), then from the peak linearly to 0 (not Google's 0.9 x peak).
     rates = [r["data"]["learning_rate"] for r in rows if r["type"] == "LOG" and "learning_rate" in r["data"]]
-    expected_rates = [2e-3 * (k / 16 if k <= 16 else (161 - k) / 144) for k in range(1, 161)]
+    expected_rates = [2e-3 * (k / 16 if k < 16 else (160 - k) / 144) for k in range(160)]
     np.testing.assert_allclose(rates, expected_rates, rtol=1e-5)
     results = dict(line.strip().split(" = ") for line in open(out / "eval_results.txt"))
     for key in ("eval_accuracy", "eval_loss", "eval_f1", "eval_precision", "eval_recall", "global_step"):

@@ -295,16 +295,20 @@ def test_bias_gradient_is_the_sum_of_the_upstream_gradient(policy, matmul_dtype,
 def test_schedule_warmup_then_linear_decay():
     schedule = optimization.WarmupPolynomialDecay(1e-3, total_steps=100, warmup_steps=10)
     values = [float(schedule(s)) for s in (0, 4, 9, 10, 55, 99, 100, 150)]
-    np.testing.assert_allclose(values, [1e-4, 5e-4, 1e-3, 9e-4, 4.5e-4, 1e-5, 0.0, 0.0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(values, [0.0, 4e-4, 9e-4, 9e-4, 4.5e-4, 1e-5, 0.0, 0.0], rtol=1e-5, atol=1e-9)
 
 
 def test_schedule_decay_from_end_of_warmup():
     # Fine-tuning's form: the peak holds when warm-up ends, then falls linearly to 0 over the remaining 90 steps.
     schedule = optimization.WarmupPolynomialDecay(1e-3, total_steps=100, warmup_steps=10, decay_from_warmup=True)
     values = [float(schedule(s)) for s in (0, 9, 10, 55, 99, 100, 150)]
-    np.testing.assert_allclose(values, [1e-4, 1e-3, 1e-3, 5e-4, 1e-3 / 90, 0.0, 0.0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(values, [0.0, 9e-4, 1e-3, 5e-4, 1e-3 / 90, 0.0, 0.0], rtol=1e-5, atol=1e-9)
     restored = optimization.WarmupPolynomialDecay.from_config(schedule.get_config())
     assert float(restored(55)) == float(schedule(55))
+    # Every step equals Hugging Face's get_linear_schedule_with_warmup (the ChemProt peer's): step / warmup during
+    # warm-up (the first update at rate 0, as Google's BERT), then (total - step) / (total - warmup), floored at 0.
+    hf = [1e-3 * (s / 10 if s < 10 else max(0.0, (100 - s) / 90)) for s in range(120)]
+    np.testing.assert_allclose([float(schedule(s)) for s in range(120)], hf, rtol=1e-5, atol=1e-10)
 
 
 def test_lamb_first_step_matches_hand_computation():
