@@ -7,7 +7,10 @@ BertForSequenceClassification in training mode many times, compared with our log
 Prints: the largest difference of the logits without dropout (the same weights: float rounding only); the mean
 standard deviation of the logits over the passes on each side and its ratio (dropout's rate, placement and
 scaling: 1 when they agree); the mean absolute difference of the two sides' mean logits against its
-Monte-Carlo standard error.
+Monte-Carlo standard error. With ``--gradients`` (our .npz written with ``--gradients`` too) it also compares,
+over the passes, the loss, the global gradient norm (what clipping at 1.0 sees), and the gradients of the classifier
+weights and of the pooler kernel: their mean (the expected update direction) against the Monte-Carlo standard error,
+and their spread (the noise dropout puts into the updates) as a ratio, 1 when the two sides agree.
 """
 import argparse
 import math
@@ -28,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--ours", required=True, help="dropout_ours.py's output .npz.")
     parser.add_argument("--passes", type=int, default=200, help="Forward passes with dropout.")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads value.")
+    parser.add_argument("--gradients", action="store_true", help="Compare the gradients over the passes too.")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -55,7 +59,48 @@ def main(argv=None):
     gap = np.abs(ours["train"].mean(0) - logits.mean(0)).mean()
     se = math.sqrt(ours_sd ** 2 / len(ours["train"]) + peer_sd ** 2 / args.passes)
     print(f"mean logits with dropout: mean |ours - peer| {gap:.5f}, Monte-Carlo standard error about {se:.5f}")
+    if args.gradients:
+        labels = torch.from_numpy(ours["labels"].astype(np.int64))
+        compare_gradients(model, inputs, labels, ours, args.passes)
     return 0
+
+
+def compare(name, ours, peer):
+    """Prints how two sets of per-pass values ([passes, ...]) agree in mean and in spread."""
+    ours_sd, peer_sd = ours.std(0).mean(), peer.std(0).mean()
+    gap = np.abs(ours.mean(0) - peer.mean(0)).mean()
+    se = math.sqrt(ours_sd ** 2 / len(ours) + peer_sd ** 2 / len(peer))
+    print(f"{name}: mean ours {ours.mean():.6f} peer {peer.mean():.6f}; spread over passes ours {ours_sd:.6f} "
+          f"peer {peer_sd:.6f} (ratio {ours_sd / peer_sd:.3f}); mean |ours - peer| of the means {gap:.6f} "
+          f"against a Monte-Carlo standard error about {se:.6f}")
+
+
+def compare_gradients(model, inputs, labels, ours, passes):
+    """The --gradients half: per pass with dropout, loss, global gradient norm, classifier and pooler gradients."""
+    model.train()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    losses, norms, classifier = [], [], []
+    pooler_sum, pooler_sq = 0.0, 0.0
+    for _ in range(passes):
+        model.zero_grad()
+        loss = loss_fn(model(**inputs).logits, labels)
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        losses.append(loss.item())
+        norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        classifier.append(model.classifier.weight.grad.numpy().copy())
+        pooled = model.bert.pooler.dense.weight.grad.numpy().T           # [out, in] -> our kernel's [in, out]
+        pooler_sum, pooler_sq = pooler_sum + pooled, pooler_sq + pooled ** 2
+    compare("loss", ours["loss"], np.asarray(losses))
+    compare("global gradient norm", ours["grad_norm"], np.asarray(norms))
+    compare("classifier weights' gradient", ours["grad_classifier"], np.stack(classifier))
+    peer_mean, peer_sd = pooler_sum / passes, np.sqrt(np.maximum(pooler_sq / passes - (pooler_sum / passes) ** 2, 0))
+    ours_mean = ours["grad_pooler_mean"]
+    ours_sd = np.sqrt(np.maximum(ours["grad_pooler_sq"] - ours_mean ** 2, 0))
+    se = math.sqrt(ours_sd.mean() ** 2 / len(ours["loss"]) + peer_sd.mean() ** 2 / passes)
+    print(f"pooler kernel's gradient: spread over passes ours {ours_sd.mean():.7f} peer {peer_sd.mean():.7f} "
+          f"(ratio {ours_sd.mean() / peer_sd.mean():.3f}); mean |ours - peer| of the means "
+          f"{np.abs(ours_mean - peer_mean).mean():.7f} against a Monte-Carlo standard error about {se:.7f}")
 
 
 if __name__ == "__main__":
