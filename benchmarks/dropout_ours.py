@@ -50,8 +50,9 @@ def gradient_passes(model, inputs, labels, passes):
 
     out = {"loss": [], "grad_norm": [], "grad_classifier": []}
     total, total_sq = 0.0, 0.0
+    labels = tf.constant(labels)
     for _ in range(passes):
-        loss, norm, classifier, pooled = step(inputs, tf.constant(labels))
+        loss, norm, classifier, pooled = step(inputs, labels)
         out["loss"].append(float(loss))
         out["grad_norm"].append(float(norm))
         out["grad_classifier"].append(np.asarray(classifier))

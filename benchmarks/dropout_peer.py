@@ -53,11 +53,9 @@ def main(argv=None):
         model.eval()
         plain = model(**inputs).logits.numpy()
     print(f"no dropout: max |ours - peer| {np.abs(ours['eval'] - plain).max():.2e}")
-    ours_sd, peer_sd = ours["train"].std(0).mean(), logits.std(0).mean()
+    ours_sd, peer_sd, gap, se = agreement(moments(ours["train"]), moments(logits))
     print(f"logits std over passes: ours {ours_sd:.5f} ({len(ours['train'])} passes), peer {peer_sd:.5f} "
           f"({args.passes} passes), ratio {ours_sd / peer_sd:.3f}")
-    gap = np.abs(ours["train"].mean(0) - logits.mean(0)).mean()
-    se = math.sqrt(ours_sd ** 2 / len(ours["train"]) + peer_sd ** 2 / args.passes)
     print(f"mean logits with dropout: mean |ours - peer| {gap:.5f}, Monte-Carlo standard error about {se:.5f}")
     if args.gradients:
         labels = torch.from_numpy(ours["labels"].astype(np.int64))
@@ -65,11 +63,23 @@ def main(argv=None):
     return 0
 
 
+def moments(values):
+    """(mean, standard deviation, passes) over the first axis of per-pass values [passes, ...]."""
+    return values.mean(0), values.std(0), len(values)
+
+
+def agreement(ours, peer):
+    """From two sides' ``moments``: each side's mean spread over the passes, the mean absolute difference of the
+    two means, and its Monte-Carlo standard error."""
+    (ours_mean, ours_sd, ours_n), (peer_mean, peer_sd, peer_n) = ours, peer
+    ours_sd, peer_sd = ours_sd.mean(), peer_sd.mean()
+    gap = np.abs(ours_mean - peer_mean).mean()
+    return ours_sd, peer_sd, gap, math.sqrt(ours_sd ** 2 / ours_n + peer_sd ** 2 / peer_n)
+
+
 def compare(name, ours, peer):
     """Prints how two sets of per-pass values ([passes, ...]) agree in mean and in spread."""
-    ours_sd, peer_sd = ours.std(0).mean(), peer.std(0).mean()
-    gap = np.abs(ours.mean(0) - peer.mean(0)).mean()
-    se = math.sqrt(ours_sd ** 2 / len(ours) + peer_sd ** 2 / len(peer))
+    ours_sd, peer_sd, gap, se = agreement(moments(ours), moments(peer))
     print(f"{name}: mean ours {ours.mean():.6f} peer {peer.mean():.6f}; spread over passes ours {ours_sd:.6f} "
           f"peer {peer_sd:.6f} (ratio {ours_sd / peer_sd:.3f}); mean |ours - peer| of the means {gap:.6f} "
           f"against a Monte-Carlo standard error about {se:.6f}")
@@ -94,13 +104,16 @@ def compare_gradients(model, inputs, labels, ours, passes):
     compare("loss", ours["loss"], np.asarray(losses))
     compare("global gradient norm", ours["grad_norm"], np.asarray(norms))
     compare("classifier weights' gradient", ours["grad_classifier"], np.stack(classifier))
-    peer_mean, peer_sd = pooler_sum / passes, np.sqrt(np.maximum(pooler_sq / passes - (pooler_sum / passes) ** 2, 0))
-    ours_mean = ours["grad_pooler_mean"]
-    ours_sd = np.sqrt(np.maximum(ours["grad_pooler_sq"] - ours_mean ** 2, 0))
-    se = math.sqrt(ours_sd.mean() ** 2 / len(ours["loss"]) + peer_sd.mean() ** 2 / passes)
-    print(f"pooler kernel's gradient: spread over passes ours {ours_sd.mean():.7f} peer {peer_sd.mean():.7f} "
-          f"(ratio {ours_sd.mean() / peer_sd.mean():.3f}); mean |ours - peer| of the means "
-          f"{np.abs(ours_mean - peer_mean).mean():.7f} against a Monte-Carlo standard error about {se:.7f}")
+    ours_pooler = summed_moments(ours["grad_pooler_mean"], ours["grad_pooler_sq"], len(ours["loss"]))
+    ours_sd, peer_sd, gap, se = agreement(ours_pooler, summed_moments(pooler_sum / passes, pooler_sq / passes, passes))
+    print(f"pooler kernel's gradient: spread over passes ours {ours_sd:.7f} peer {peer_sd:.7f} "
+          f"(ratio {ours_sd / peer_sd:.3f}); mean |ours - peer| of the means {gap:.7f} against a Monte-Carlo "
+          f"standard error about {se:.7f}")
+
+
+def summed_moments(mean, mean_square, passes):
+    """``moments`` from the mean and mean square over the passes (for a gradient too large to keep per pass)."""
+    return mean, np.sqrt(np.maximum(mean_square - mean ** 2, 0)), passes
 
 
 if __name__ == "__main__":
