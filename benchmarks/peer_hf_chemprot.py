@@ -93,6 +93,14 @@ def batches(encodings, labels, batch_size, order):
         yield batch
 
 
+def predict(model, encodings, batch_size):
+    """Class probabilities [rows, labels] of ``model`` (put in eval mode: no dropout) for every encoded row."""
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([torch.softmax(model(**batch).logits, dim=-1).numpy()
+                               for batch in batches(encodings, None, batch_size, list(range(len(encodings))))])
+
+
 def make_adamw(model, learning_rate, weight_decay, adam_epsilon):
     """torch AdamW with weight decay on all but bias/LayerNorm weights (the project's AdamWeightDecay)."""
     decay, no_decay = [], []
@@ -245,13 +253,8 @@ def main(argv=None):
     print(f"training sentences/s: {sentences_seen / train_seconds:.2f} ({sentences_seen} sentences)",
           flush=True)
 
-    model.eval()
-    probabilities = []
     start = time.perf_counter()
-    with torch.no_grad():
-        for batch in batches(test_enc, None, args.predict_batch_size, list(range(len(test_x)))):
-            probabilities.append(torch.softmax(model(**batch).logits, dim=-1).numpy())
-    probabilities = np.concatenate(probabilities)
+    probabilities = predict(model, test_enc, args.predict_batch_size)
     predict_seconds = time.perf_counter() - start
     print(f"prediction wall time: {predict_seconds:.1f} s ({len(test_x) / predict_seconds:.2f} sentences/s)",
           flush=True)
