@@ -101,6 +101,14 @@ def predict(model, encodings, batch_size):
                                for batch in batches(encodings, None, batch_size, list(range(len(encodings))))])
 
 
+def save_weights(model, output_dir, step):
+    """The model's state dict as ``output_dir/weights-<step>.npz`` (written atomically)."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, f"weights-{step}.npz")
+    np.savez(path + ".tmp.npz", **{k: v.detach().numpy() for k, v in model.state_dict().items()})
+    os.replace(path + ".tmp.npz", path)
+
+
 def make_adamw(model, learning_rate, weight_decay, adam_epsilon):
     """torch AdamW with weight decay on all but bias/LayerNorm weights (the project's AdamWeightDecay)."""
     decay, no_decay = [], []
@@ -162,6 +170,9 @@ def parse_args(argv=None):
     parser.add_argument("--train_limit", type=int, default=None, help="Use only the first N train rows.")
     parser.add_argument("--test_limit", type=int, default=None, help="Use only the first N test rows.")
     parser.add_argument("--log_every", type=int, default=50, help="Print progress every N steps.")
+    parser.add_argument("--save_every", type=int, default=0,
+                        help="Every N steps (and at step 0) write the weights to --output_dir/weights-<step>.npz "
+                             "(benchmarks/peer_predict.py --weights reads them; 0: never).")
     parser.add_argument("--replay", default=None,
                         help="An .npz from benchmarks/replay_order.py: train on its batches (train.tsv rows per step, "
                              "its step count) from its classifier initialisation instead of this script's own "
@@ -221,6 +232,8 @@ def main(argv=None):
     if args.export_replay:
         full_steps = int(len(train_x) // args.train_batch_size * args.num_train_epochs)     # run_re.py's count
         return export_replay(args.export_replay, model, rng, len(train_x), args.train_batch_size, full_steps)
+    if args.save_every:
+        save_weights(model, args.output_dir, 0)
     model.train()
     step, sentences_seen, window_loss, window_n = 0, 0, 0.0, 0
     start = time.perf_counter()
@@ -246,6 +259,8 @@ def main(argv=None):
                       f"loss {window_loss / window_n:.4f} lr {scheduler.get_last_lr()[0]:.3e} "
                       f"elapsed {elapsed:.0f}s {sentences_seen / elapsed:.1f} sentences/s", flush=True)
                 window_loss, window_n = 0.0, 0
+            if args.save_every and step % args.save_every == 0:
+                save_weights(model, args.output_dir, step)
             if step >= total_steps:
                 break
     train_seconds = time.perf_counter() - start

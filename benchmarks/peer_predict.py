@@ -1,4 +1,4 @@
-"""The peer's prediction on test.tsv from weights in an .npz (benchmarks/ckpt_to_hf.py), beside run_re.py's.
+"""The peer's prediction from weights in an .npz (ckpt_to_hf.py or the peer's --save_every), beside run_re.py's.
 
 Runs in the peer's venv (see benchmarks/ckpt_to_hf.py for the two commands). Loads the weights strictly into
 the peer's BertForSequenceClassification, tokenizes test.tsv with its BertTokenizerFast, predicts as
@@ -21,7 +21,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="The Hugging Face folder (config, tokenizer).")
     parser.add_argument("--weights", required=True, help="The .npz from benchmarks/ckpt_to_hf.py.")
-    parser.add_argument("--data_dir", required=True, help="Folder with test.tsv.")
+    parser.add_argument("--data_dir", required=True, help="Folder with test.tsv (or --split's file).")
+    parser.add_argument("--split", default="test", choices=("test", "dev", "train"), help="Which file to predict.")
     parser.add_argument("--compare", default=None, help="A run_re.py test_results.tsv of the same weights.")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
@@ -29,11 +30,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     model = BertForSequenceClassification.from_pretrained(args.model_dir, num_labels=len(LABELS))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in np.load(args.weights).items()}, strict=True)
-    texts, gold = read_tsv(os.path.join(args.data_dir, "test.tsv"))
+    texts, gold = read_tsv(os.path.join(args.data_dir, f"{args.split}.tsv"))
     tokenizer = BertTokenizerFast.from_pretrained(args.model_dir, do_lower_case=True)
     probabilities = predict(model, tokenizer(texts, truncation=True, max_length=args.max_seq_length)["input_ids"], 64)
     precision, recall, f1, *_ = micro_prf(probabilities.argmax(axis=1).tolist(), gold)
-    print(f"peer's prediction from {args.weights}: micro precision {100 * precision:.2f}% recall "
+    print(f"peer's prediction of {args.split}.tsv from {args.weights}: micro precision {100 * precision:.2f}% recall "
           f"{100 * recall:.2f}% f1 {100 * f1:.2f}%")
     if args.compare:
         ours = np.loadtxt(args.compare, delimiter="\t", ndmin=2)
