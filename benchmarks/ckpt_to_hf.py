@@ -12,6 +12,7 @@ our prediction path (tokenizer, padding, batching, softmax).
 """
 import argparse
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,15 +34,15 @@ def main(argv=None):
     state = {}
     for key, reference in load_file(os.path.join(args.model_dir, "model.safetensors")).items():
         mapped = hf_to_google_name(key)
-        if mapped is None:
-            continue                                    # buffers such as embeddings.position_ids
+        if mapped is None or not mapped[0].startswith("bert/"):
+            continue                    # buffers such as embeddings.position_ids; pre-training heads (cls.*)
         name, transpose = mapped
         value = reader.get_tensor(name)
         value = np.ascontiguousarray(value.T if transpose else value)
         if value.shape != reference.shape:
             sys.exit(f"error: {args.checkpoint}: {name} has shape {value.shape}, {key} in {args.model_dir} "
                      f"{reference.shape}: not a fine-tuning of this model")
-        state[key if key.startswith("bert.") else "bert." + key] = value
+        state["bert." + re.sub(r"^(bert\.|model\.)", "", key)] = value       # the peer's model's names
     state["classifier.weight"] = reader.get_tensor("output_weights")
     state["classifier.bias"] = reader.get_tensor("output_bias")
     tmp = args.output + ".tmp.npz"

@@ -20,10 +20,11 @@ from peer_hf_chemprot import LABELS, micro_prf, predict, read_tsv  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="The Hugging Face folder (config, tokenizer).")
-    parser.add_argument("--weights", required=True, help="The .npz from benchmarks/ckpt_to_hf.py.")
+    parser.add_argument("--weights", required=True,
+                        help="Weights .npz: ckpt_to_hf.py's, or peer_hf_chemprot.py --save_every's.")
     parser.add_argument("--data_dir", required=True, help="Folder with test.tsv (or --split's file).")
     parser.add_argument("--split", default="test", choices=("test", "dev", "train"), help="Which file to predict.")
-    parser.add_argument("--compare", default=None, help="A run_re.py test_results.tsv of the same weights.")
+    parser.add_argument("--compare", default=None, help="run_re.py's probabilities for --split from the same weights.")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
