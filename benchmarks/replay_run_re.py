@@ -22,9 +22,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from biobert import modeling, training  # noqa: E402
+from biobert import checkpoints, modeling, training  # noqa: E402
 
 flags.DEFINE_string("replay", None, "The .npz with rows, output_weights and output_bias.")
+flags.DEFINE_integer("keep_checkpoints", 1, "Keep the newest N checkpoints of --save_checkpoints_steps (run_re.py "
+                     "keeps 1), to compare the weights along training (benchmarks/ckpt_to_hf.py, weights_apart.py).")
 FLAGS = flags.FLAGS
 
 
@@ -53,6 +55,10 @@ def main(argv):
         head.output_bias = head.add_weight(name="output_bias", shape=bias.shape,
                                            initializer=keras.initializers.Constant(bias))
     modeling.ClassifierHead.build = build
+    if FLAGS.keep_checkpoints > 1:
+        save = checkpoints.save_checkpoint
+        checkpoints.save_checkpoint = lambda directory, step, tensors, keep=1: save(
+            directory, step, tensors, keep=max(keep, FLAGS.keep_checkpoints))
     print(f"replaying {FLAGS.replay}: {len(replay['rows'])} batches of {replay['rows'].shape[1]} rows, classifier "
           f"initialisation std {weights.std():.4f}", flush=True)
     return run_re.main(argv)

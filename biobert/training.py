@@ -325,7 +325,8 @@ class Trainer:
         """Train until global_step == num_train_steps, consuming ``num_accumulation_steps`` batches a step.
 
         ``batches`` must start where the restored step left off (the caller skips consumed batches).
-        Returns the mean loss over the last display window.
+        Logs the loss of every ``display_loss_steps``-th step (that step's batch, not a window mean); returns the
+        loss of the last step.
         """
         cfg = self.config
         step = int(self.global_step.numpy())

@@ -142,3 +142,31 @@ def test_unknown_relation_label_stops_with_line(chemprot, tmp_path):
                   check=False)
     assert proc.returncode == 1
     assert f"{data / 'train.tsv'}:6" in proc.stderr and "CPR:10" in proc.stderr
+
+
+def test_replay_run_re_trains_on_the_replayed_draws_and_keeps_checkpoints(chemprot, tmp_path):
+    """benchmarks/replay_run_re.py: the replay's classifier initialisation is the one trained (at learning rate 0
+    it is the weights after training), its batches are the ones consumed, and --keep_checkpoints keeps the newest N."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    weights = rng.normal(0.0, 0.02, size=(len(relation.LABELS), 32)).astype(np.float32)
+    bias = np.arange(len(relation.LABELS), dtype=np.float32) / 10
+    replay = tmp_path / "draws.npz"
+    np.savez(replay, rows=rng.permutation(320)[:4 * 16].reshape(4, 16), output_weights=weights, output_bias=bias)
+    out = tmp_path / "out"
+    argv = [os.path.join(REPO, "benchmarks", "replay_run_re.py"), f"--replay={replay}", "--task_name=chemprot",
+            "--do_train", f"--data_dir={chemprot['data']}", f"--bert_config_file={chemprot['config']}",
+            f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", "--train_batch_size=16",
+            "--learning_rate=0", "--num_train_epochs=0.2", "--iterations_per_loop=1", "--noamp", "--nouse_xla",
+            "--save_checkpoints_steps=1", "--keep_checkpoints=3"]
+    proc = python(argv)
+    assert "replaying" in proc.stdout and "training from step 0 to 4" in proc.stdout + proc.stderr
+    kept = sorted(int(name[len("model.ckpt-"):-len(".index")]) for name in os.listdir(out) if name.endswith(".index"))
+    assert kept == [2, 3, 4]
+    reader = tf.train.load_checkpoint(str(out / "model.ckpt-4"))
+    np.testing.assert_array_equal(reader.get_tensor("output_weights"), weights)
+    np.testing.assert_array_equal(reader.get_tensor("output_bias"), bias)
+    # Five steps need a fifth batch the replay does not hold: run_re.py's clear error, not a silent reshuffle.
+    proc = python(argv[:-3] + ["--num_train_epochs=0.25", f"--output_dir={tmp_path / 'more'}"], check=False)
+    assert proc.returncode != 0 and "training data ran out" in proc.stdout + proc.stderr
