@@ -12,7 +12,6 @@ our prediction path (tokenizer, padding, batching, softmax).
 """
 import argparse
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,7 +20,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
-from biobert.checkpoints import hf_to_google_name  # noqa: E402
+from biobert.checkpoints import hf_bare_name, hf_to_google_name  # noqa: E402
+from biobert.fileio import atomic_open  # noqa: E402
 
 
 def main(argv=None):
@@ -42,12 +42,11 @@ def main(argv=None):
         if value.shape != reference.shape:
             sys.exit(f"error: {args.checkpoint}: {name} has shape {value.shape}, {key} in {args.model_dir} "
                      f"{reference.shape}: not a fine-tuning of this model")
-        state["bert." + re.sub(r"^(bert\.|model\.)", "", key)] = value       # the peer's model's names
+        state["bert." + hf_bare_name(key)] = value       # the peer's model's names
     state["classifier.weight"] = reader.get_tensor("output_weights")
     state["classifier.bias"] = reader.get_tensor("output_bias")
-    tmp = args.output + ".tmp.npz"
-    np.savez(tmp, **state)
-    os.replace(tmp, args.output)
+    with atomic_open(args.output, "wb") as handle:
+        np.savez(handle, **state)
     print(f"{args.output}: {len(state)} tensors from {args.checkpoint}")
     return 0
 

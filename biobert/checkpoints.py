@@ -60,9 +60,14 @@ _HF_LAYER_PARTS = [
 ]
 
 
+def hf_bare_name(key):
+    """A Hugging Face BERT parameter name without the model's ``bert.`` / ``model.`` prefix."""
+    return re.sub(r"^(bert\.|model\.)", "", key)
+
+
 def hf_to_google_name(key):
     """Map a Hugging Face BERT parameter name to (Google name, transpose?) or None if it has no counterpart."""
-    key = re.sub(r"^(bert\.|model\.)", "", key)
+    key = hf_bare_name(key)
     key = key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
     simple = {
         "embeddings.word_embeddings.weight": "bert/embeddings/word_embeddings",
