@@ -101,12 +101,18 @@ def predict(model, encodings, batch_size):
                                for batch in batches(encodings, None, batch_size, list(range(len(encodings))))])
 
 
+def savez_atomic(path, **arrays):
+    """np.savez to ``path`` through a temporary file beside it and a rename."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
 def save_weights(model, output_dir, step):
     """The model's state dict as ``output_dir/weights-<step>.npz`` (written atomically)."""
     os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, f"weights-{step}.npz")
-    np.savez(path + ".tmp.npz", **{k: v.detach().numpy() for k, v in model.state_dict().items()})
-    os.replace(path + ".tmp.npz", path)
+    savez_atomic(os.path.join(output_dir, f"weights-{step}.npz"),
+                 **{k: v.detach().numpy() for k, v in model.state_dict().items()})
 
 
 def make_adamw(model, learning_rate, weight_decay, adam_epsilon):
@@ -136,10 +142,8 @@ def export_replay(path, model, rng, rows, batch_size, total_steps):
         order.append([permutation[i:i + batch_size] for i in range(0, rows - batch_size + 1, batch_size)])
         epochs += 1
     full = np.stack([batch for epoch in order for batch in epoch][:total_steps]).astype(np.int64)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, rows=full, output_weights=model.classifier.weight.detach().numpy(),
-             output_bias=model.classifier.bias.detach().numpy())
-    os.replace(tmp, path)
+    savez_atomic(path, rows=full, output_weights=model.classifier.weight.detach().numpy(),
+                 output_bias=model.classifier.bias.detach().numpy())
     print(f"{path}: {len(full)} full batches of {batch_size} rows over {epochs} epochs and the classifier "
           f"initialisation (std {model.classifier.weight.std().item():.4f})", flush=True)
     return 0

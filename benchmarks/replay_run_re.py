@@ -11,6 +11,7 @@ run_re.py's "training data ran out" error.
 The counterpart of ``peer_hf_chemprot.py --replay``: together they show whether a seed's outcome follows its
 batches and initialisation on both implementations.
 """
+import functools
 import os
 import sys
 
@@ -22,7 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from biobert import checkpoints, modeling, training  # noqa: E402
+from biobert import modeling, training  # noqa: E402
 
 flags.DEFINE_string("replay", None, "The .npz with rows, output_weights and output_bias.")
 flags.DEFINE_integer("keep_checkpoints", 1, "Keep the newest N checkpoints of --save_checkpoints_steps (run_re.py "
@@ -55,10 +56,7 @@ def main(argv):
         head.output_bias = head.add_weight(name="output_bias", shape=bias.shape,
                                            initializer=keras.initializers.Constant(bias))
     modeling.ClassifierHead.build = build
-    if FLAGS.keep_checkpoints > 1:
-        save = checkpoints.save_checkpoint
-        checkpoints.save_checkpoint = lambda directory, step, tensors, keep=1: save(
-            directory, step, tensors, keep=max(keep, FLAGS.keep_checkpoints))
+    training.TrainConfig = functools.partial(training.TrainConfig, keep_checkpoints=FLAGS.keep_checkpoints)
     print(f"replaying {FLAGS.replay}: {len(replay['rows'])} batches of {replay['rows'].shape[1]} rows, classifier "
           f"initialisation std {weights.std():.4f}", flush=True)
     return run_re.main(argv)
