@@ -44,79 +44,91 @@ def mix(x, xor, shift, band):
     return xor(x, shift(x, 16))
 
 
-def _np_ops():
-    return np.bitwise_xor, np.right_shift, np.bitwise_and
+# The rule, once, over a backend's (xor, right shift, and): numpy, TensorFlow or PyTorch.
+
+def row_keys(ids, mask, positions, ops, total):
+    """[B] keys of rows of int64 token ids [B, T]: the hash of (id, position) summed (``total``) over real tokens."""
+    token = mix(ids * 131 + positions + 1, *ops) * mask
+    return mix(ops[2](total(token), LOW32), *ops)
 
 
-def site_key(seed, site, step, xp_ops):
-    xor, shift, band = xp_ops
-    key = mix(np.int64(seed) & LOW32, xor, shift, band)
-    key = mix(xor(key, np.int64(site)), xor, shift, band)
-    return mix(xor(key, np.int64(step)), xor, shift, band)
+def site_key(seed, site, step, ops):
+    """The key of one dropout site at one step (``step`` an int, or a tensor of the backend of ``ops``)."""
+    key = mix(np.int64(seed & LOW32), *ops)
+    key = mix(ops[0](key, np.int64(site)), *ops)
+    return mix(ops[0](key, step), *ops)
+
+
+def keep_from_keys(key, rows, index, rate, ops, column):
+    """Keep mask from the site key, the rows' keys [B] (made [B, 1, ...] by ``column``) and the coordinates
+    [1, ...] of one row's elements (broadcast over the rows)."""
+    xor, _, band = ops
+    bits = mix(xor(column(mix(xor(key, rows), *ops)), mix(index, *ops)), *ops)
+    return band(bits, (1 << UNIFORM_BITS) - 1) >= int(round(rate * (1 << UNIFORM_BITS)))
+
+
+NUMPY_OPS = (np.bitwise_xor, np.right_shift, np.bitwise_and)
 
 
 def coordinates_np(shape):
-    """int64 coordinates of every element of a [B, ...] tensor within its row (see the module docstring)."""
+    """int64 coordinates [1, ...] of the elements of one row of a [B, ...] tensor (see the module docstring)."""
     if len(shape) == 2:
-        return np.broadcast_to(np.arange(shape[1], dtype=np.int64)[None, :], shape)
+        return np.arange(shape[1], dtype=np.int64)[None, :]
     if len(shape) == 3:
         t, h = np.arange(shape[1], dtype=np.int64), np.arange(shape[2], dtype=np.int64)
-        return np.broadcast_to(t[None, :, None] * shape[2] + h[None, None, :], shape)
+        return t[None, :, None] * shape[2] + h[None, None, :]
     if len(shape) == 4:
         n, q, k = (np.arange(s, dtype=np.int64) for s in shape[1:])
-        index = (n[:, None, None] * ATTENTION_WIDTH + q[None, :, None]) * ATTENTION_WIDTH + k[None, None, :]
-        return np.broadcast_to(index[None], shape)
+        return ((n[:, None, None] * ATTENTION_WIDTH + q[None, :, None]) * ATTENTION_WIDTH + k[None, None, :])[None]
     raise ValueError(f"no dropout coordinates for rank {len(shape)}")
+
+
+def column_of(rank, reshape):
+    """[B] -> [B, 1, ...] of ``rank`` dimensions with the backend's ``reshape``."""
+    return lambda rows: reshape(rows, (-1,) + (1,) * (rank - 1))
 
 
 def keep_mask(shape, input_ids, input_mask, seed, site, step, rate):
     """numpy reference: the boolean keep mask of a dropout of ``rate`` on a tensor of ``shape`` = [B, ...]."""
-    ops = _np_ops()
-    positions = np.broadcast_to(np.arange(input_ids.shape[1], dtype=np.int64), input_ids.shape)
-    rows = mix(np.bitwise_and((mix(input_ids.astype(np.int64) * 131 + positions + 1, *ops)
-                               * input_mask.astype(np.int64)).sum(-1), LOW32), *ops)
-    base = mix(np.bitwise_xor(site_key(seed, site, step, ops), rows), *ops)        # [B]
-    base = base.reshape((-1,) + (1,) * (len(shape) - 1))
-    bits = mix(np.bitwise_xor(base, mix(coordinates_np(shape), *ops)), *ops)
-    return np.bitwise_and(bits, (1 << UNIFORM_BITS) - 1) >= int(round(rate * (1 << UNIFORM_BITS)))
+    ids = input_ids.astype(np.int64)
+    positions = np.arange(ids.shape[1], dtype=np.int64)[None, :]
+    rows = row_keys(ids, input_mask.astype(np.int64), positions, NUMPY_OPS, lambda t: t.sum(-1))
+    return keep_from_keys(site_key(seed, site, np.int64(step), NUMPY_OPS), rows, coordinates_np(shape), rate,
+                          NUMPY_OPS, column_of(len(shape), np.reshape))
 
 
 # ---------------------------------------------------------------------------------------------------- ours
 
+def _tf_ops():
+    import tensorflow as tf
+    return tf.bitwise.bitwise_xor, tf.bitwise.right_shift, tf.bitwise.bitwise_and
+
+
 def tf_keep_mask(x, rows_key, seed, site, step, rate):
     """TensorFlow version of ``keep_mask`` for a tensor ``x`` [B, ...], rows' keys [B] int64, step int64."""
     import tensorflow as tf
-    ops = (tf.bitwise.bitwise_xor, tf.bitwise.right_shift, tf.bitwise.bitwise_and)
     shape = tf.shape(x, out_type=tf.int64)
     rank = len(x.shape)
     if rank == 2:
-        index = tf.broadcast_to(tf.range(shape[1])[None, :], shape)
+        index = tf.range(shape[1])[None, :]
     elif rank == 3:
         index = tf.range(shape[1])[None, :, None] * shape[2] + tf.range(shape[2])[None, None, :]
-        index = tf.broadcast_to(index, shape)
     elif rank == 4:
         width = tf.constant(ATTENTION_WIDTH, tf.int64)
         index = ((tf.range(shape[1])[:, None, None] * width + tf.range(shape[2])[None, :, None]) * width
-                 + tf.range(shape[3])[None, None, :])
-        index = tf.broadcast_to(index[None], shape)
+                 + tf.range(shape[3])[None, None, :])[None]
     else:
         raise ValueError(f"no dropout coordinates for rank {rank}")
-    key = mix(tf.constant(seed & LOW32, tf.int64), *ops)
-    key = mix(tf.bitwise.bitwise_xor(key, tf.constant(site, tf.int64)), *ops)
-    key = mix(tf.bitwise.bitwise_xor(key, tf.cast(step, tf.int64)), *ops)
-    base = mix(tf.bitwise.bitwise_xor(key, rows_key), *ops)
-    base = tf.reshape(base, tf.concat([[-1], tf.ones([rank - 1], tf.int64)], 0))
-    bits = mix(tf.bitwise.bitwise_xor(base, mix(index, *ops)), *ops)
-    return tf.bitwise.bitwise_and(bits, (1 << UNIFORM_BITS) - 1) >= int(round(rate * (1 << UNIFORM_BITS)))
+    ops = _tf_ops()
+    return keep_from_keys(site_key(seed, site, tf.cast(step, tf.int64), ops), rows_key, index, rate, ops,
+                          column_of(rank, tf.reshape))
 
 
 def tf_row_keys(input_ids, input_mask):
     import tensorflow as tf
-    ops = (tf.bitwise.bitwise_xor, tf.bitwise.right_shift, tf.bitwise.bitwise_and)
     ids = tf.cast(input_ids, tf.int64)
-    positions = tf.broadcast_to(tf.range(tf.shape(ids, out_type=tf.int64)[1])[None, :], tf.shape(ids, tf.int64))
-    token = mix(ids * 131 + positions + 1, *ops) * tf.cast(input_mask, tf.int64)
-    return mix(tf.bitwise.bitwise_and(tf.reduce_sum(token, -1), LOW32), *ops)
+    positions = tf.range(tf.shape(ids, out_type=tf.int64)[1])[None, :]
+    return row_keys(ids, tf.cast(input_mask, tf.int64), positions, _tf_ops(), lambda t: tf.reduce_sum(t, -1))
 
 
 class _Context:
@@ -156,9 +168,7 @@ def patch_keras(seed):
 
 
 def main_ours(argv):
-    sys.path.insert(0, HERE)
     import replay_run_re
-    from absl import app
     counter = patch_keras(_Context.seed)
     print(f"hashed dropout, seed {_Context.seed} (one model call per step; counter {counter.name})", flush=True)
     return replay_run_re.main(argv)
@@ -166,26 +176,24 @@ def main_ours(argv):
 
 # ---------------------------------------------------------------------------------------------------- peer
 
+def _torch_ops():
+    import torch
+    return torch.bitwise_xor, torch.bitwise_right_shift, torch.bitwise_and
+
+
 def torch_keep_mask(shape, rows_key, seed, site, step, rate):
     """PyTorch version of ``keep_mask``: rows' keys [B] int64 (``torch_row_keys``), step an int."""
     import torch
-    ops = (torch.bitwise_xor, torch.bitwise_right_shift, torch.bitwise_and)
-    coords = torch.from_numpy(np.ascontiguousarray(coordinates_np(tuple(shape))))
-    key = mix(torch.tensor(seed & LOW32, dtype=torch.int64), *ops)
-    key = mix(torch.bitwise_xor(key, torch.tensor(site, dtype=torch.int64)), *ops)
-    key = mix(torch.bitwise_xor(key, torch.tensor(step, dtype=torch.int64)), *ops)
-    base = mix(torch.bitwise_xor(key, rows_key), *ops).reshape((-1,) + (1,) * (len(shape) - 1))
-    bits = mix(torch.bitwise_xor(base, mix(coords, *ops)), *ops)
-    return torch.bitwise_and(bits, (1 << UNIFORM_BITS) - 1) >= int(round(rate * (1 << UNIFORM_BITS)))
+    key = torch.tensor(int(site_key(seed, site, np.int64(step), NUMPY_OPS)), dtype=torch.int64)
+    index = torch.from_numpy(coordinates_np(tuple(shape)))
+    return keep_from_keys(key, rows_key, index, rate, _torch_ops(), column_of(len(shape), torch.reshape))
 
 
 def torch_row_keys(input_ids, attention_mask):
     import torch
-    ops = (torch.bitwise_xor, torch.bitwise_right_shift, torch.bitwise_and)
-    ids, mask = input_ids.to(torch.int64), attention_mask.to(torch.int64)
-    positions = torch.arange(ids.shape[1], dtype=torch.int64)[None, :].expand_as(ids)
-    token = mix(ids * 131 + positions + 1, *ops) * mask
-    return mix(torch.bitwise_and(token.sum(-1), LOW32), *ops)
+    ids = input_ids.to(torch.int64)
+    positions = torch.arange(ids.shape[1], dtype=torch.int64)[None, :]
+    return row_keys(ids, attention_mask.to(torch.int64), positions, _torch_ops(), lambda t: t.sum(-1))
 
 
 def patch_torch(seed):
@@ -230,7 +238,6 @@ def patch_torch(seed):
 
 
 def main_peer(argv):
-    sys.path.insert(0, HERE)
     import peer_hf_chemprot
     patch_torch(_Context.seed)
     return peer_hf_chemprot.main(argv)
@@ -257,9 +264,9 @@ if __name__ == "__main__":
         sys.exit(__doc__.split("\n\n")[1] + "\nerror: first argument: ours or peer")
     side = sys.argv[1]
     _Context.seed, rest = split_hash_seed(sys.argv[2:])
+    sys.path.insert(0, HERE)
     if side == "peer":
         sys.exit(main_peer(rest))
-    sys.path.insert(0, HERE)
     sys.path.insert(0, os.path.dirname(HERE))
     import replay_run_re  # noqa: F401  (defines its flags and run_re.py's)
     from absl import app
