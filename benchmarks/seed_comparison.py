@@ -18,6 +18,11 @@ With --paired the two lists are pairs of runs on the same draws (the same batche
 benchmarks/replay_run_re.py, ``peer_hf_chemprot.py --replay``): it adds each pair's difference, their mean and
 standard error, and the exact sign-flip test (every choice of signs of the differences) of how often chance gives
 a mean difference at least as far below zero.
+
+With --paired, --control lists, pair by pair, a second run of the peer on the same draws with another dropout seed
+(a micro-F1 or a run folder; ``-`` where there is none). That measures what the dropout stream alone moves a run on
+fixed draws: it adds the peer-against-itself differences (control - peer) and the permutation test of whether
+ours-against-the-peer differences sit lower than those by more than chance.
 """
 import argparse
 import itertools
@@ -91,7 +96,12 @@ def main(argv=None):
                         help="Comma-separated run folders of peer_hf_chemprot.py, or micro-F1 figures in percent.")
     parser.add_argument("--paired", action="store_true",
                         help="--ours and --peer list runs on the same draws, pair by pair in order.")
+    parser.add_argument("--control",
+                        help="With --paired: per pair, in order, the peer again on the same draws with another "
+                             "dropout seed (micro-F1 in percent or a run folder), '-' where there is none.")
     args = parser.parse_args(argv)
+    if args.control and not args.paired:
+        parser.error("--control needs --paired")
 
     f1 = {}
     print(f"| side | run | micro P | R | F1 | {RARE} predicted / gold | {RARE} F1 |")
@@ -123,7 +133,42 @@ def main(argv=None):
         print(f"permutation p (a gap in {name} this low or lower by chance): {p:.3f} ({how})")
     if args.paired:
         paired(ours, peer)
+        if args.control:
+            control = [None if item.strip() == "-" else control_f1(item.strip(), args.answer_path, parser)
+                       for item in args.control.split(",")]
+            controlled(ours, peer, control)
     return 0
+
+
+def control_f1(item, answer_path, parser):
+    """A --control item's micro-F1 in percent: the figure itself, or its run folder scored."""
+    figure = as_figure(item)
+    if figure is not None:
+        return figure
+    if not answer_path:
+        parser.error(f"{item} is a run folder: --answer_path is needed to score it")
+    return 100 * score(item, answer_path)["f1"]
+
+
+def controlled(ours, peer, control):
+    """Ours - peer against control - peer (the peer with another dropout stream on the same draws)."""
+    if len(control) != len(peer):
+        raise SystemExit(f"error: --control needs one item per pair ({len(peer)}), '-' where there is none; "
+                         f"got {len(control)}")
+    ours_diffs = [a - b for a, b in zip(ours, peer)]
+    control_diffs = [c - b for c, b in zip(control, peer) if c is not None]
+    if not control_diffs:
+        raise SystemExit("error: --control has no run (every item is '-')")
+    se = (statistics.stdev(control_diffs) / math.sqrt(len(control_diffs)) if len(control_diffs) > 1
+          else float("nan"))
+    print("control differences (the peer again - the peer): " + ", ".join(f"{d:+.2f}" for d in control_diffs))
+    print(f"control: mean {statistics.mean(control_diffs):+.2f}, standard error {se:.2f}, "
+          f"{len(control_diffs)} of {len(peer)} pairs")
+    for name, statistic in (("means", statistics.mean), ("medians", statistics.median)):
+        gap = statistic(ours_diffs) - statistic(control_diffs)
+        p, how = permutation_p(ours_diffs, control_diffs, statistic)
+        print(f"ours - peer against the peer - itself, {name}: {gap:+.2f}, permutation p (this low or lower by "
+              f"chance) {p:.3f} ({how})")
 
 
 def paired(ours, peer):
