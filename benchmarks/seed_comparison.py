@@ -81,6 +81,23 @@ def as_figure(item):
         return None
 
 
+def item_f1(item, answer_path, parser):
+    """(micro-F1 in percent, re_eval's result or None) of an item of --ours/--peer/--control: a figure as it
+    is, or a run folder scored against ``answer_path``."""
+    figure = as_figure(item)
+    if figure is not None:
+        return figure, None
+    if not answer_path:
+        parser.error(f"{item} is a run folder: --answer_path is needed to score it")
+    result = score(item, answer_path)
+    return 100 * result["f1"], result
+
+
+def standard_error(values):
+    """Standard error of the mean of ``values`` (nan for fewer than two)."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
 def summary(name, f1s):
     sd = statistics.stdev(f1s) if len(f1s) > 1 else float("nan")
     return (f"{name}: {len(f1s)} runs, median {statistics.median(f1s):.2f}, mean {statistics.mean(f1s):.2f}, "
@@ -109,18 +126,14 @@ def main(argv=None):
     for side in ("ours", "peer"):
         f1[side] = []
         for run_dir in (d.strip() for d in getattr(args, side).split(",") if d.strip()):
-            figure = as_figure(run_dir)
-            if figure is not None:
-                f1[side].append(figure)
+            figure, result = item_f1(run_dir, args.answer_path, parser)
+            f1[side].append(figure)
+            if result is None:
                 print(f"| {side} | (scored earlier) | - | - | {figure:.2f} | - | - |")
                 continue
-            if not args.answer_path:
-                parser.error(f"{run_dir} is a run folder: --answer_path is needed to score it")
-            result = score(run_dir, args.answer_path)
             rare = result["per_class"][RARE]
-            f1[side].append(100 * result["f1"])
             print(f"| {side} | {run_dir} | {100 * result['precision']:.2f} | {100 * result['recall']:.2f} | "
-                  f"{100 * result['f1']:.2f} | {rare['predicted']} / {rare['gold']} | {100 * rare['f1']:.2f} |")
+                  f"{figure:.2f} | {rare['predicted']} / {rare['gold']} | {100 * rare['f1']:.2f} |")
     ours, peer = f1["ours"], f1["peer"]
     print(summary("ours", ours))
     print(summary("peer", peer))
@@ -134,20 +147,12 @@ def main(argv=None):
     if args.paired:
         paired(ours, peer)
         if args.control:
-            control = [None if item.strip() == "-" else control_f1(item.strip(), args.answer_path, parser)
+            control = [None if item.strip() == "-" else item_f1(item.strip(), args.answer_path, parser)[0]
                        for item in args.control.split(",")]
             controlled(ours, peer, control)
     return 0
 
 
-def control_f1(item, answer_path, parser):
-    """A --control item's micro-F1 in percent: the figure itself, or its run folder scored."""
-    figure = as_figure(item)
-    if figure is not None:
-        return figure
-    if not answer_path:
-        parser.error(f"{item} is a run folder: --answer_path is needed to score it")
-    return 100 * score(item, answer_path)["f1"]
 
 
 def controlled(ours, peer, control):
@@ -159,8 +164,7 @@ def controlled(ours, peer, control):
     control_diffs = [c - b for c, b in zip(control, peer) if c is not None]
     if not control_diffs:
         raise SystemExit("error: --control has no run (every item is '-')")
-    se = (statistics.stdev(control_diffs) / math.sqrt(len(control_diffs)) if len(control_diffs) > 1
-          else float("nan"))
+    se = standard_error(control_diffs)
     print("control differences (the peer again - the peer): " + ", ".join(f"{d:+.2f}" for d in control_diffs))
     print(f"control: mean {statistics.mean(control_diffs):+.2f}, standard error {se:.2f}, "
           f"{len(control_diffs)} of {len(peer)} pairs")
@@ -177,7 +181,7 @@ def paired(ours, peer):
         raise SystemExit(f"error: --paired needs as many --ours runs ({len(ours)}) as --peer runs ({len(peer)})")
     diffs = [a - b for a, b in zip(ours, peer)]
     mean = statistics.mean(diffs)
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+    se = standard_error(diffs)
     flips = list(itertools.product((1, -1), repeat=len(diffs)))
     at_most = sum(statistics.mean(d * f for d, f in zip(diffs, signs)) <= mean + 1e-12 for signs in flips)
     print("paired differences (ours - peer): " + ", ".join(f"{d:+.2f}" for d in diffs))
