@@ -70,17 +70,21 @@ def keep_from_keys(key, rows, index, rate, ops, column):
 NUMPY_OPS = (np.bitwise_xor, np.right_shift, np.bitwise_and)
 
 
-def coordinates_np(shape):
-    """int64 coordinates [1, ...] of the elements of one row of a [B, ...] tensor (see the module docstring)."""
+def coordinates(shape, arange):
+    """int64 coordinates [1, ...] of the elements of one row of a [B, ...] tensor (see the module docstring);
+    ``shape`` a sequence of sizes (ints or scalar tensors), ``arange`` the backend's int64 range."""
     if len(shape) == 2:
-        return np.arange(shape[1], dtype=np.int64)[None, :]
+        return arange(shape[1])[None, :]
     if len(shape) == 3:
-        t, h = np.arange(shape[1], dtype=np.int64), np.arange(shape[2], dtype=np.int64)
-        return t[None, :, None] * shape[2] + h[None, None, :]
+        return arange(shape[1])[None, :, None] * shape[2] + arange(shape[2])[None, None, :]
     if len(shape) == 4:
-        n, q, k = (np.arange(s, dtype=np.int64) for s in shape[1:])
+        n, q, k = (arange(s) for s in shape[1:])
         return ((n[:, None, None] * ATTENTION_WIDTH + q[None, :, None]) * ATTENTION_WIDTH + k[None, None, :])[None]
     raise ValueError(f"no dropout coordinates for rank {len(shape)}")
+
+
+def coordinates_np(shape):
+    return coordinates(shape, lambda size: np.arange(size, dtype=np.int64))
 
 
 def column_of(rank, reshape):
@@ -107,18 +111,9 @@ def _tf_ops():
 def tf_keep_mask(x, rows_key, seed, site, step, rate):
     """TensorFlow version of ``keep_mask`` for a tensor ``x`` [B, ...], rows' keys [B] int64, step int64."""
     import tensorflow as tf
-    shape = tf.shape(x, out_type=tf.int64)
     rank = len(x.shape)
-    if rank == 2:
-        index = tf.range(shape[1])[None, :]
-    elif rank == 3:
-        index = tf.range(shape[1])[None, :, None] * shape[2] + tf.range(shape[2])[None, None, :]
-    elif rank == 4:
-        width = tf.constant(ATTENTION_WIDTH, tf.int64)
-        index = ((tf.range(shape[1])[:, None, None] * width + tf.range(shape[2])[None, :, None]) * width
-                 + tf.range(shape[3])[None, None, :])[None]
-    else:
-        raise ValueError(f"no dropout coordinates for rank {rank}")
+    sizes = tf.shape(x, out_type=tf.int64)
+    index = coordinates([sizes[i] for i in range(rank)], tf.range)
     ops = _tf_ops()
     return keep_from_keys(site_key(seed, site, tf.cast(step, tf.int64), ops), rows_key, index, rate, ops,
                           column_of(rank, tf.reshape))
