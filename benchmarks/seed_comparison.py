@@ -153,8 +153,6 @@ def main(argv=None):
     return 0
 
 
-
-
 def controlled(ours, peer, control):
     """Ours - peer against control - peer (the peer with another dropout stream on the same draws)."""
     if len(control) != len(peer):
