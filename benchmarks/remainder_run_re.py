@@ -12,13 +12,14 @@ over its rows, like any batch), and the step count and warm-up are counted with 
 the ChemProt side-by-side comparison in BENCHMARKS.md, not a run_re.py option. Resuming is not supported;
 run_re.py's own "train: ... steps" log line still shows its count, the line of this script the real one.
 """
+import functools
 import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import run_re  # noqa: E402  (first: quiet TensorFlow start-up; defines run_re.py's flags)
+from biobert import cli  # noqa: E402,F401  (first: quiet TensorFlow start-up)
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -71,7 +72,7 @@ def config_with_remainder(config_class, rows):
     return make
 
 
-def main(argv):
+def main(argv, run_re):
     if FLAGS.num_accumulation_steps != 1:
         raise SystemExit("error: remainder_run_re.py: --num_accumulation_steps must be 1")
     training.training_batches = batches_with_remainder
@@ -80,4 +81,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    import run_re  # noqa: E402  (defines run_re.py's flags; imported here so that tests can import this file)
+
+    app.run(functools.partial(main, run_re=run_re))

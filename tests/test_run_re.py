@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import run_python, tiny_config
+from helpers import load_script, run_python, tiny_config
 
 from biobert import re_eval, relation
 
@@ -170,3 +170,41 @@ def test_replay_run_re_trains_on_the_replayed_draws_and_keeps_checkpoints(chempr
     # Five steps need a fifth batch the replay does not hold: run_re.py's clear error, not a silent reshuffle.
     proc = python(argv[:-3] + ["--num_train_epochs=0.25", f"--output_dir={tmp_path / 'more'}"], check=False)
     assert proc.returncode != 0 and "training data ran out" in proc.stdout + proc.stderr
+
+
+def test_remainder_batches_are_run_re_batches_then_each_epochs_left_over_rows():
+    """benchmarks/remainder_run_re.py: each epoch the full batches run_re.py trains on, in its order, then one
+    batch of the rows they leave out (the peer's DataLoader batching)."""
+    from biobert import training
+
+    remainder = load_script("benchmarks/remainder_run_re.py", "remainder_run_re")
+    rng = np.random.default_rng(1)
+    # Row i's tokens are all i + 1, so a batch's rows can be read back from its input_ids.
+    features = [{"input_ids": np.full(int(rng.integers(3, 40)), i + 1, np.int32), "label_id": np.int32(i % 6)}
+                for i in range(100)]
+
+    def rows(batch):
+        return sorted(int(ids[0]) - 1 for part in training.as_parts(batch) for ids in part["input_ids"])
+
+    ours = training.training_batches(features, 16, 64, seed=5, sort_window=1, parts=4)
+    kept = remainder.batches_with_remainder(features, 16, 64, seed=5, sort_window=1, parts=4)
+    for epoch in range(2):
+        full = [rows(next(ours)) for _ in range(6)]
+        assert [rows(next(kept)) for _ in range(6)] == full
+        short = next(kept)
+        assert isinstance(short, dict) and short["valid"].tolist() == [1.0] * 4
+        assert sorted(sum(full, []) + rows(short)) == list(range(100))
+
+
+def test_remainder_run_re_counts_the_short_batches_in_steps_and_schedule(chemprot, tmp_path):
+    """320 rows in batches of 24: 13 full batches and one of 8 an epoch, so 14 steps, warm-up 1, decay over 13."""
+    out = tmp_path / "out"
+    python([os.path.join(REPO, "benchmarks", "remainder_run_re.py"), "--task_name=chemprot", "--do_train",
+            f"--data_dir={chemprot['data']}", f"--bert_config_file={chemprot['config']}",
+            f"--vocab_file={chemprot['vocab']}", f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}",
+            "--train_batch_size=24", "--learning_rate=1e-3", "--num_train_epochs=1", "--iterations_per_loop=1",
+            "--noamp", "--nouse_xla"])
+    rows = [json.loads(line[5:]) for line in open(out / "dllog.json") if line.startswith("DLLL ")]
+    rates = [r["data"]["learning_rate"] for r in rows if r["type"] == "LOG" and "learning_rate" in r["data"]]
+    np.testing.assert_allclose(rates, [1e-3 * (0 if k < 1 else (14 - k) / 13) for k in range(14)], rtol=1e-5)
+    assert os.path.exists(out / "model.ckpt-14.index")
