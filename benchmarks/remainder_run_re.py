@@ -13,49 +13,43 @@ the ChemProt side-by-side comparison in BENCHMARKS.md, not a run_re.py option. R
 run_re.py's own "train: ... steps" log line still shows its count, the line of this script the real one.
 """
 import functools
+import itertools
 import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from biobert import cli  # noqa: E402,F401  (first: quiet TensorFlow start-up)
+from biobert import cli  # noqa: E402  (first: quiet TensorFlow start-up)
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from biobert import training  # noqa: E402
+from biobert import finetuning, training  # noqa: E402
 
 FLAGS = flags.FLAGS
 
 
+RUN_RE_BATCHES = training.training_batches   # run_re.py's own, kept before main() puts the one below in its place
+
+
 def batches_with_remainder(features, batch_size, max_length, seed, start_step=0, pad_multiple=32,
                            sort_window=1, parts=1):
-    """training.training_batches's epochs (the same seeded shuffle and full batches, for sort_window 1),
-    each followed by a batch of the rows its full batches leave out (in one piece)."""
+    """training.training_batches's epochs (its own full batches, for sort_window 1), each followed by a batch
+    of the rows they leave out (in one piece): the tail of the epoch's seeded permutation, the first draw of
+    the epoch's generator in training_batches."""
     if start_step or sort_window != 1:
         raise SystemExit("error: remainder_run_re.py: no resuming (start from an empty --output_dir) and plain "
                          "shuffling only (no --group_by_length)")
     full = len(features) // batch_size
     lengths = np.array([len(f["input_ids"]) for f in features])
-    epoch = 0
-    while True:
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(features))
-        groups = [order[i * batch_size:(i + 1) * batch_size] for i in range(full)]
-        groups = [g[np.argsort(lengths[g], kind="stable")] for g in groups]
-        for b in rng.permutation(full):
-            yield training.assemble_batch(features, groups[b], lengths, max_length, pad_multiple, parts)
-        left = order[full * batch_size:]
+    epochs = RUN_RE_BATCHES(features, batch_size, max_length, seed, pad_multiple=pad_multiple,
+                            sort_window=sort_window, parts=parts)
+    for epoch in itertools.count():
+        yield from itertools.islice(epochs, full)
+        left = np.random.default_rng([seed, epoch]).permutation(len(features))[full * batch_size:]
         if len(left):
             yield training.assemble_batch(features, left, lengths, max_length, pad_multiple, 1)
-        epoch += 1
-
-
-def train_rows(data_dir):
-    """Rows of ``data_dir``/train.tsv (its header line not counted)."""
-    with open(os.path.join(data_dir, "train.tsv"), encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip()) - 1
 
 
 def config_with_remainder(config_class, rows):
@@ -76,11 +70,12 @@ def main(argv, run_re):
     if FLAGS.num_accumulation_steps != 1:
         raise SystemExit("error: remainder_run_re.py: --num_accumulation_steps must be 1")
     training.training_batches = batches_with_remainder
-    training.TrainConfig = config_with_remainder(training.TrainConfig, train_rows(FLAGS.data_dir))
+    rows = len(finetuning.RelationTask().read(FLAGS.data_dir, "train"))     # run_re.py's reader and count
+    training.TrainConfig = config_with_remainder(training.TrainConfig, rows)
     return run_re.main(argv)
 
 
 if __name__ == "__main__":
     import run_re  # noqa: E402  (defines run_re.py's flags; imported here so that tests can import this file)
 
-    app.run(functools.partial(main, run_re=run_re))
+    app.run(cli.main_guard(functools.partial(main, run_re=run_re)))
