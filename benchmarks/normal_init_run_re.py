@@ -21,20 +21,10 @@ from absl import app  # noqa: E402
 
 from biobert import modeling  # noqa: E402
 
-STDDEV = 0.02
-
-
-def normal_build(self, input_shape):
-    """ClassifierHead.build with a plain normal initialiser for output_weights (bias zeros, as before)."""
-    self.output_weights = self.add_weight(
-        name="output_weights", shape=(self.num_labels, self.config.hidden_size),
-        initializer=keras.initializers.RandomNormal(stddev=STDDEV))
-    self.output_bias = self.add_weight(name="output_bias", shape=(self.num_labels,), initializer="zeros")
-
 
 def use_normal_init():
-    """Make every ClassifierHead built from now on draw its output_weights from a plain normal."""
-    modeling.ClassifierHead.build = normal_build
+    """Make every ClassifierHead built from now on draw its output_weights from a plain normal (stddev 0.02)."""
+    modeling.ClassifierHead.output_initializer = keras.initializers.RandomNormal
 
 
 if __name__ == "__main__":

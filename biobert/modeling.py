@@ -191,6 +191,8 @@ class ClassifierHead(keras.layers.Layer):
     features [..., H] -> logits [..., L] (float32).
     """
 
+    output_initializer = keras.initializers.TruncatedNormal     # Google's; called with stddev=0.02
+
     def __init__(self, num_labels, config, dropout=0.1, **kwargs):
         super().__init__(name="classifier", **kwargs)
         self.num_labels = num_labels
@@ -201,7 +203,7 @@ class ClassifierHead(keras.layers.Layer):
     def build(self, input_shape):
         self.output_weights = self.add_weight(
             name="output_weights", shape=(self.num_labels, self.config.hidden_size),
-            initializer=keras.initializers.TruncatedNormal(stddev=0.02))
+            initializer=self.output_initializer(stddev=0.02))
         self.output_bias = self.add_weight(name="output_bias", shape=(self.num_labels,), initializer="zeros")
 
     def call(self, features, training=False):

@@ -20,7 +20,9 @@ def test_run_re_draws_a_truncated_normal_the_script_a_plain_one(monkeypatch):
     truncated, _ = classifier_weights()
     assert np.abs(truncated).max() <= 0.04                         # Google's: nothing beyond two sd
     assert 0.0170 < truncated.std() < 0.0182                       # 0.02 x 0.8796 for a cut at two sd
-    monkeypatch.setattr(modeling.ClassifierHead, "build", normal_init.normal_build)
+    # restored after the test: monkeypatch keeps the attribute as it was
+    monkeypatch.setattr(modeling.ClassifierHead, "output_initializer", modeling.ClassifierHead.output_initializer)
+    normal_init.use_normal_init()
     plain, bias = classifier_weights()
     assert (np.abs(plain) > 0.04).mean() == pytest.approx(0.0455, abs=0.008)   # P(|z| > 2) of 6144 draws
     assert plain.std() == pytest.approx(0.02, rel=0.03)
