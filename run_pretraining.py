@@ -22,7 +22,10 @@ flags.DEFINE_bool("do_train", False, "Whether to run training.")
 flags.DEFINE_bool("do_eval", False, "Whether to run eval on the eval files.")
 flags.DEFINE_integer("train_batch_size", 32, "Training batch size per replica (per micro-batch).")
 flags.DEFINE_integer("eval_batch_size", 8, "Batch size for eval.")
-flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate (multiplied by the number of workers).")
+flags.DEFINE_float("learning_rate", 5e-5, "The peak learning rate per replica: the run uses it times the number "
+                   "of replicas (GPUs over all processes), as the original times hvd.size().")
+flags.DEFINE_float("poly_power", None, "Power of the polynomial decay after warm-up. Default as NVIDIA's: 0.5 for "
+                   "LAMB (decay counted from step 0), 1.0 for Adam (linear from the peak at the end of warm-up).")
 flags.DEFINE_integer("num_train_steps", 100000, "Number of optimizer steps (each of num_accumulation_steps "
                      "micro-batches).")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warm-up steps.")

@@ -14,6 +14,7 @@ On other CPUs bfloat16 is emulated and several times slower than float32, so ``-
 and the log says so; BIOBERT_CPU_BF16=1 (or 0) overrides the detection.
 """
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -88,8 +89,24 @@ def _cpu_bf16(cpu_bf16, notes):
     return native is not False
 
 
+JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "OMPI_MCA_orte_hnp_uri")
+PORT_BLOCKS, PORT_BLOCK, FIRST_PORT = 350, 64, 10000     # ports 10000-32399: below Linux's ephemeral range
+
+
 def _port_base():
-    return int(os.environ.get("BIOBERT_PORT_BASE", "23456"))
+    """The first port of this launch's workers on a node: BIOBERT_PORT_BASE if set, else a block of 64 ports
+    chosen by the launch's job id (Slurm's job and step, Open MPI's job), so that two jobs sharing a node do not
+    collide (one chance in 350 that two given jobs do)."""
+    if os.environ.get("BIOBERT_PORT_BASE"):
+        return int(os.environ["BIOBERT_PORT_BASE"])
+    for name in JOB_ID_VARIABLES:
+        job = os.environ.get(name)
+        if job:
+            if name == "SLURM_JOB_ID":
+                job += "." + os.environ.get("SLURM_STEP_ID", "")
+            digest = int(hashlib.sha256(job.encode()).hexdigest(), 16)
+            return FIRST_PORT + digest % PORT_BLOCKS * PORT_BLOCK
+    return 23456
 
 
 def _expand_tasks_per_node(value):
@@ -208,7 +225,12 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
                          "running the same launch on tf.distribute instead")
     resolver = _multi_worker_resolver(len(gpus))
     if resolver is not None:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        # On GPUs the gradient all-reduce uses NCCL (TF's default there is its own ring); on CPUs, TF's ring.
+        implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
+                          else tf.distribute.experimental.CommunicationImplementation.AUTO)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver,
+            communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
         task = resolver.task_id or 0
         workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
         kind = f"MultiWorkerMirroredStrategy over {workers} workers"

@@ -228,7 +228,8 @@ def run(task, FLAGS):
     train_config = training.TrainConfig(
         output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=max(num_train_steps, 1),
         num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion), decay_from_warmup=True, optimizer_type="adam",
-        weight_decay_rate=FLAGS.weight_decay_rate,
+        weight_decay_rate=FLAGS.weight_decay_rate, adam_bias_correction=FLAGS.adam_bias_correction,
+        max_nonfinite_steps=FLAGS.max_nonfinite_steps,
         num_accumulation_steps=FLAGS.num_accumulation_steps * accumulate_parts,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.iterations_per_loop),
         use_xla=FLAGS.use_xla)
@@ -238,7 +239,8 @@ def run(task, FLAGS):
 
     resumed = checkpoints.latest_checkpoint(FLAGS.output_dir)
     if FLAGS.do_train:
-        step = trainer.restore_latest() if resumed else 0
+        if resumed:
+            trainer.restore_latest()
         if not resumed and FLAGS.init_checkpoint:
             trainer.load_weights(FLAGS.init_checkpoint)
         elif not resumed:
@@ -251,8 +253,10 @@ def run(task, FLAGS):
         if parts > 1:
             order += f", each computed in {parts} length-sorted parts of {global_batch // parts} rows"
             order += " (accumulated)" if accumulate_parts > 1 else ""
+        # The data position: micro-batches consumed so far (parts accumulated one by one count singly).
+        start = int(trainer.consumed_batches.numpy()) // accumulate_parts
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
-                                            seed=FLAGS.seed, start_step=step * FLAGS.num_accumulation_steps,
+                                            seed=FLAGS.seed, start_step=start,
                                             sort_window=sort_window, parts=parts)
         if accumulate_parts > 1:
             batches = training.flat_parts(batches)

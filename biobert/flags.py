@@ -23,6 +23,9 @@ def define_common(dllog_path="/results/bert_dllog.json"):
     flags.DEFINE_bool("use_xla", True, "Compile the training and inference steps with XLA (jit_compile).")
     flags.DEFINE_bool("do_prepare", False, "Accepted and ignored (the original scripts pass it).")
     flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and data order.")
+    flags.DEFINE_integer("max_nonfinite_steps", 200, "Stop the run when this many optimizer steps in a row have "
+                         "non-finite gradients (each such step is skipped on every replica and, under float16, "
+                         "halves the loss scale).")
 
 
 def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_batch_size, learning_rate,
@@ -41,8 +44,9 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_integer("train_batch_size", train_batch_size, "Training batch size per replica (GPU/process).")
     flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Batch size for eval.")
     flags.DEFINE_integer("predict_batch_size", predict_batch_size, "Batch size for predict.")
-    flags.DEFINE_float("learning_rate", learning_rate, "The initial learning rate for Adam (multiplied by the "
-                       "number of workers).")
+    flags.DEFINE_float("learning_rate", learning_rate, "The peak learning rate for Adam per replica: the run uses "
+                       "it times the number of replicas (GPUs over all processes), as the original times "
+                       "hvd.size().")
     flags.DEFINE_float("num_train_epochs", num_train_epochs, "Total number of training epochs to perform.")
     flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup "
                        "for. E.g., 0.1 = 10% of training.")
@@ -50,6 +54,8 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                          "(in the original: steps per TPU loop).")
     flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated into one optimizer step.")
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
+    flags.DEFINE_bool("adam_bias_correction", False, "Divide Adam's moments by (1 - beta^t) (textbook Adam, as "
+                      "Hugging Face's AdamW). Off by default, as Google's and NVIDIA's AdamWeightDecayOptimizer.")
     flags.DEFINE_bool("group_by_length", group_by_length, "Sort the shuffled training rows by length within "
                       "windows of 64 batches, so that batches need little padding (a batch then holds rows of "
                       "similar length only). --nogroup_by_length keeps the plain shuffle, as Hugging Face's "

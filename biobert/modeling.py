@@ -8,6 +8,7 @@ in that map (see biobert.checkpoints).
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from biobert.config import BertConfig
@@ -15,6 +16,29 @@ from biobert.config import BertConfig
 
 def _init(config):
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
+class Dropout(keras.layers.Dropout):
+    """Keras' Dropout with masks that differ between replicas and workers.
+
+    The layer's SeedGenerator (saved with checkpoints, so a resumed run draws the same masks) gives one seed
+    pair (s, c) per call. Under a strategy with n replicas in sync, replica r draws with (s, c * n + r): every
+    replica and every step its own mask, and the same masks again for the same seed, replica count and step.
+    One replica (n = 1) draws exactly Keras' masks.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0:
+            return inputs
+        seed = self.seed_generator.next()
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if replicas > 1:
+            replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+            seed = tf.stack([seed[0], seed[1] * replicas + replica])
+        if seed.dtype != tf.int32:     # the stateless ops want int32 under XLA (as Keras' backend does)
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed)
 
 
 def gelu(x):
@@ -94,7 +118,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.config = config
         self.scope = "bert/embeddings"
         self.layer_norm = layer_norm(config, self.scope)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def build(self, input_shape):
         c = self.config
@@ -124,7 +148,7 @@ class BertSelfAttention(keras.layers.Layer):
         self.query = dense(config.hidden_size, config, scope + "/query")
         self.key = dense(config.hidden_size, config, scope + "/key")
         self.value = dense(config.hidden_size, config, scope + "/value")
-        self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+        self.dropout = Dropout(config.attention_probs_dropout_prob)
         self.matmul_dtype = _MATMUL_DTYPE[0]
 
     def _heads(self, x):                                                              # [B, T, H] -> [B, N, T, D]
@@ -156,8 +180,8 @@ class BertLayer(keras.layers.Layer):
                                   act=activation(config.hidden_act))
         self.output_dense = dense(config.hidden_size, config, scope + "/output/dense")
         self.output_norm = layer_norm(config, scope + "/output")
-        self.dropout1 = keras.layers.Dropout(config.hidden_dropout_prob)
-        self.dropout2 = keras.layers.Dropout(config.hidden_dropout_prob)
+        self.dropout1 = Dropout(config.hidden_dropout_prob)
+        self.dropout2 = Dropout(config.hidden_dropout_prob)
 
     def call(self, x, input_mask, training=False):
         attended = self.attention_output(self.attention(x, input_mask, training=training))
@@ -198,7 +222,7 @@ class ClassifierHead(keras.layers.Layer):
         self.num_labels = num_labels
         self.config = config
         self.scope = ""
-        self.dropout = keras.layers.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def build(self, input_shape):
         self.output_weights = self.add_weight(

@@ -1,12 +1,18 @@
 """Learning-rate schedule and optimizers: AdamW-style (fine-tuning) and LAMB (pre-training), as in BERT.
 
-Both are Keras 3 optimizers, so distribution (gradient all-reduce), global-norm clipping and dynamic loss
-scaling (keras.optimizers.LossScaleOptimizer) come from Keras. What they add over Keras' own AdamW / Lamb:
+Both are Keras 3 optimizers (slots, iterations, schedules from Keras). The Trainer combines the gradients of all
+replicas, unscales, clips and checks them itself, then calls ``apply_reduced`` once per step: the update runs on
+each replica's copy with the same combined gradient (Keras' own ``apply`` would sum across replicas again).
+What they add over Keras' own AdamW / Lamb:
   * decoupled weight decay inside the update, skipped for LayerNorm and bias variables (Google's exclusions);
-  * LAMB as NVIDIA's: the trust ratio ||w|| / ||adam_update + wd * w|| (Keras' Lamb leaves weight decay out of
-    the ratio); bias correction counts steps from 1 (the TF1 LAMB divided by zero on its first step: fixed).
+  * Adam without bias correction by default, as Google's and NVIDIA's AdamWeightDecayOptimizer
+    (``bias_correction=True`` gives textbook Adam, as Hugging Face's AdamW);
+  * LAMB as NVIDIA's: bias-corrected moments, the trust ratio ||w|| / ||adam_update + wd * w|| (Keras' Lamb
+    leaves weight decay out of the ratio); bias correction counts steps from 1 (the TF1 LAMB divided by zero on
+    its first step: fixed).
 """
 import keras
+import tensorflow as tf
 from keras import ops
 
 WEIGHT_DECAY_EXCLUDE = ("LayerNorm", "layer_norm", "bias")
@@ -50,16 +56,20 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 class AdamWeightDecay(keras.optimizers.Optimizer):
-    """Adam with bias correction and decoupled weight decay: w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * w).
+    """Adam with decoupled weight decay: w -= lr * (m / (sqrt(v) + eps) + wd * w), as Google's BERT.
 
-    Slots ``m`` and ``v`` per variable (saved as ``<name>/adam_m`` and ``<name>/adam_v``).
+    ``bias_correction=True`` divides the moments by (1 - beta ** t) (textbook Adam, Hugging Face's AdamW); Google's
+    and NVIDIA's AdamWeightDecayOptimizer leave it out (the default). Slots ``m`` and ``v`` per variable (saved as
+    ``<name>/adam_m`` and ``<name>/adam_v``).
     """
 
     def __init__(self, learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 exclude_from_weight_decay=WEIGHT_DECAY_EXCLUDE, name="adam_weight_decay", **kwargs):
+                 exclude_from_weight_decay=WEIGHT_DECAY_EXCLUDE, bias_correction=False, name="adam_weight_decay",
+                 **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.weight_decay_rate = weight_decay_rate
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.bias_correction = bool(bias_correction)
         self.decay_exclusions = tuple(exclude_from_weight_decay)
         self._decay_names = {}
 
@@ -84,16 +94,30 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         index = self._get_variable_index(variable)
         return {"adam_m": self.m[index], "adam_v": self.v[index]}
 
-    def _adam_direction(self, gradient, variable):
-        """Updates the moments and returns the bias-corrected Adam direction plus weight decay (float32)."""
+    def apply_reduced(self, grads, variables, strategy=None):
+        """One update of ``variables`` with ``grads`` already combined across replicas (the same on each), in
+        cross-replica context of ``strategy`` (default: the current one): each replica's copy is updated with its
+        local copy of the gradient, no all-reduce. Advances ``iterations`` by one."""
+        strategy = strategy or tf.distribute.get_strategy()
+        learning_rate = self.learning_rate
+        for grad, var in zip(grads, variables):
+            var = var.value if isinstance(var, keras.Variable) else var
+            strategy.extended.update(var, lambda v, g: self.update_step(g, v, learning_rate), args=(grad,),
+                                     group=False)
+        self.iterations.assign_add(1)
+
+    def _adam_direction(self, gradient, variable, bias_correction=None):
+        """Updates the moments and returns the Adam direction plus weight decay (float32)."""
         index = self._get_variable_index(variable)
         m, v = self.m[index], self.v[index]
         gradient = ops.cast(gradient, variable.dtype)
-        step = ops.cast(self.iterations + 1, variable.dtype)          # counts from 1: no division by zero
         self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * gradient)
         self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(gradient))
-        m_hat = m / (1.0 - ops.power(self.beta_1, step))
-        v_hat = v / (1.0 - ops.power(self.beta_2, step))
+        m_hat, v_hat = m, v
+        if self.bias_correction if bias_correction is None else bias_correction:
+            step = ops.cast(self.iterations + 1, variable.dtype)      # counts from 1: no division by zero
+            m_hat = m / (1.0 - ops.power(self.beta_1, step))
+            v_hat = v / (1.0 - ops.power(self.beta_2, step))
         update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
         if self._decays(variable):
             update = update + self.weight_decay_rate * variable
@@ -106,7 +130,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update({"weight_decay_rate": self.weight_decay_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
-                       "epsilon": self.epsilon, "exclude_from_weight_decay": list(self.decay_exclusions)})
+                       "epsilon": self.epsilon, "exclude_from_weight_decay": list(self.decay_exclusions),
+                       "bias_correction": self.bias_correction})
         return config
 
 
@@ -121,27 +146,17 @@ class Lamb(AdamWeightDecay):
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
-        update = self._adam_direction(gradient, variable)
+        update = self._adam_direction(gradient, variable, bias_correction=True)
         w_norm = ops.sqrt(ops.sum(ops.square(variable)))
         u_norm = ops.sqrt(ops.sum(ops.square(update)))
         ratio = ops.where((w_norm > 0) & (u_norm > 0), w_norm / ops.maximum(u_norm, 1e-30), 1.0)
         self.assign_sub(variable, lr * ratio * update)
 
 
-def create_optimizer(kind, schedule, weight_decay_rate=0.01, clip_norm=1.0, loss_scale=None):
-    """``kind`` 'adam' or 'lamb'; ``loss_scale`` an initial dynamic loss scale (float16) or None.
-
-    Returns (optimizer to call apply on, the inner AdamWeightDecay/Lamb).
-    """
-    kwargs = {"weight_decay_rate": weight_decay_rate}
-    if clip_norm:
-        kwargs["global_clipnorm"] = clip_norm
+def create_optimizer(kind, schedule, weight_decay_rate=0.01, bias_correction=False):
+    """``kind`` 'adam' (``bias_correction`` as AdamWeightDecay) or 'lamb' (always bias-corrected, as NVIDIA's)."""
     if kind == "adam":
-        inner = AdamWeightDecay(schedule, **kwargs)
-    elif kind == "lamb":
-        inner = Lamb(schedule, **kwargs)
-    else:
-        raise ValueError(f"unknown optimizer_type {kind!r} (use 'lamb' or 'adam')")
-    if loss_scale:
-        return keras.optimizers.LossScaleOptimizer(inner, initial_scale=float(loss_scale)), inner
-    return inner, inner
+        return AdamWeightDecay(schedule, weight_decay_rate=weight_decay_rate, bias_correction=bias_correction)
+    if kind == "lamb":
+        return Lamb(schedule, weight_decay_rate=weight_decay_rate)
+    raise ValueError(f"unknown optimizer_type {kind!r} (use 'lamb' or 'adam')")

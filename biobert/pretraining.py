@@ -3,8 +3,14 @@
 Data: TFRecords from create_pretraining_data.py (biobert.pretraining_data). The model is BertPretrainer, whose
 ``cls/...`` heads tie the MLM output to the word embeddings as Google's BERT, so Google/BioBERT checkpoints load
 with their heads. LAMB (or Adam), warm-up + polynomial decay, gradient accumulation, AMP and XLA come from the
-shared loop; so do checkpoints and resuming (the data position is the step: batches are skipped).
+shared loop; so do checkpoints and resuming.
+
+Input: each worker reads only its share of the record files (of the records, when there are fewer files than
+workers) and batches it for its own replicas; at every checkpoint each worker also saves its input position
+(the tf.data iterator state: files, offsets, shuffle buffer) under ``<output_dir>/input_position/``, so a resumed
+run continues the stream where it stopped without re-reading what it consumed.
 """
+import glob
 import os
 import time
 
@@ -70,9 +76,14 @@ def run(FLAGS):
         raise InputError("--eval_files_dir is required with --do_eval")
     config, runtime, log = start_job(FLAGS, FLAGS.bert_config_file)
     global_batch = FLAGS.train_batch_size * runtime.num_replicas
+    # NVIDIA's schedule: LAMB decays with power 0.5 from step 0; Adam linearly, from the peak at the end of
+    # warm-up (NVIDIA's "adjusted_init_lr", which avoids a step down when warm-up ends).
+    lamb = FLAGS.optimizer_type == "lamb"
+    power = FLAGS.poly_power if FLAGS.poly_power is not None else (0.5 if lamb else 1.0)
     train_config = training.TrainConfig(
         output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=FLAGS.num_train_steps,
-        num_warmup_steps=FLAGS.num_warmup_steps, optimizer_type=FLAGS.optimizer_type,
+        num_warmup_steps=FLAGS.num_warmup_steps, optimizer_type=FLAGS.optimizer_type, poly_power=power,
+        decay_from_warmup=not lamb, max_nonfinite_steps=FLAGS.max_nonfinite_steps,
         num_accumulation_steps=FLAGS.num_accumulation_steps,
         allreduce_post_accumulation=FLAGS.allreduce_post_accumulation,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.display_loss_steps),
@@ -95,14 +106,21 @@ def run(FLAGS):
     if FLAGS.do_train:
         if runtime.is_chief:
             config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
+        worker_batch = global_batch // runtime.num_workers
+        context = tf.distribute.InputContext(num_input_pipelines=runtime.num_workers,
+                                             input_pipeline_id=runtime.worker_index,
+                                             num_replicas_in_sync=runtime.num_replicas)
         dataset = pretraining_data.pretraining_dataset(
-            FLAGS.input_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, global_batch,
-            is_training=True, seed=FLAGS.seed)
-        consumed = step * FLAGS.num_accumulation_steps
-        if consumed:
-            log.info(f"skipping {consumed} already-trained batches of the input")
-            dataset = dataset.skip(consumed)
-        trainer.fit(dataset.as_numpy_iterator())
+            FLAGS.input_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, worker_batch,
+            is_training=True, seed=FLAGS.seed, input_context=context)
+        position = InputPosition(FLAGS.output_dir, runtime.worker_index)
+        iterator = iter(dataset)
+        consumed = int(trainer.consumed_batches.numpy())
+        if consumed and not position.restore(iterator, step, log):
+            log.info(f"no saved input position for step {step}: skipping {consumed} already-trained batches")
+            iterator = iter(dataset.skip(consumed))
+        trainer.fit(iterator, per_worker=True, rows_per_batch=global_batch,
+                    on_save=lambda at: position.save(iterator, at))
         results["global_step"] = int(trainer.global_step.numpy())
     if FLAGS.do_eval:
         dataset = pretraining_data.pretraining_dataset(
@@ -119,6 +137,37 @@ def run(FLAGS):
             write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
     log.close()
     return results
+
+
+class InputPosition:
+    """One worker's input position (its tf.data iterator state) at each checkpointed step, in
+    ``<output_dir>/input_position/worker_<i>/step-<N>``; the newest ``keep`` are kept."""
+
+    def __init__(self, output_dir, worker_index, keep=3):
+        self.folder = os.path.join(output_dir, "input_position", f"worker_{worker_index}")
+        self.keep = keep
+
+    def save(self, iterator, step):
+        os.makedirs(self.folder, exist_ok=True)
+        tf.train.Checkpoint(input=iterator).write(os.path.join(self.folder, f"step-{step}"))
+        saved = sorted({int(os.path.basename(p).split(".")[0][5:]) for p in glob.glob(os.path.join(self.folder,
+                                                                                              "step-*"))})
+        for old in saved[:-self.keep]:
+            for path in glob.glob(os.path.join(self.folder, f"step-{old}.*")):
+                os.remove(path)
+
+    def restore(self, iterator, step, log):
+        """True when the position saved at ``step`` was restored into ``iterator``."""
+        prefix = os.path.join(self.folder, f"step-{step}")
+        if not os.path.exists(prefix + ".index"):
+            return False
+        try:
+            tf.train.Checkpoint(input=iterator).read(prefix).assert_consumed()
+        except (tf.errors.OpError, AssertionError, ValueError) as err:
+            log.info(f"cannot read the input position {prefix} ({type(err).__name__}): re-reading the input instead")
+            return False
+        log.info(f"input continues from its position at step {step} ({prefix})")
+        return True
 
 
 def check_records(file_patterns, max_seq_length, max_predictions_per_seq):

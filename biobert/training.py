@@ -138,12 +138,66 @@ def inference_batches(features, batch_size, max_length, pad_multiple=32):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Input prepared ahead of the device
+
+def prefetch(iterator, depth=2):
+    """Yield the items of ``iterator`` while a background thread prepares the next ``depth`` (host batches built
+    while the device computes). An exception of the producer is raised where the item would have been."""
+    import queue
+    import threading
+
+    items = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as err:       # handed to the consumer
+            items.put((done, err))
+
+    thread = threading.Thread(target=produce, daemon=True, name="batch-prefetch")
+    thread.start()
+    try:
+        while True:
+            item, err = items.get()
+            if item is done:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def _clock(seconds):
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The trainer
+
+LOSS_SCALE_GROWTH_STEPS = 2000      # finite steps in a row before the dynamic loss scale doubles (as NVIDIA's)
+
+
+class TrainingDiverged(InputError):
+    """Too many consecutive steps with non-finite gradients."""
+
 
 @dataclasses.dataclass
 class TrainConfig:
     output_dir: str
-    learning_rate: float
+    learning_rate: float                 # per replica: the run's peak rate is this x the number of replicas
     num_train_steps: int
     num_warmup_steps: int = 0
     optimizer_type: str = "adam"
@@ -151,17 +205,32 @@ class TrainConfig:
     clip_norm: float = 1.0
     poly_power: float = 1.0
     decay_from_warmup: bool = False      # True: the decay starts at the peak when warm-up ends (fine-tuning)
+    adam_bias_correction: bool = False   # Google's/NVIDIA's AdamWeightDecayOptimizer: no bias correction
     num_accumulation_steps: int = 1
     allreduce_post_accumulation: bool = True
     save_checkpoints_steps: int = 1000
     display_loss_steps: int = 1
+    progress_seconds: float = 30.0       # a progress line at least this often (and every display_loss_steps)
+    max_nonfinite_steps: int = 200       # this many non-finite steps in a row stop the run
     init_loss_scale: float = 2.0 ** 15
     use_xla: bool = False
     keep_checkpoints: int = 1
 
 
 class Trainer:
-    """Builds ``model_fn()`` inside the strategy scope, trains it, checkpoints it and runs inference."""
+    """Builds ``model_fn()`` inside the strategy scope, trains it, checkpoints it and runs inference.
+
+    One training step, on any number of replicas and workers:
+      1. every replica computes the gradient of its share of the global batch (times the loss scale under
+         float16), accumulating ``num_accumulation_steps`` micro-batches;
+      2. the gradients are summed over all replicas (one all-reduce per step with allreduce_post_accumulation,
+         else one per micro-batch): from here every replica holds the same gradient of the global batch's mean loss;
+      3. on that combined gradient, identically everywhere: unscale, global norm, finiteness, clipping by
+         global norm (``clip_norm``);
+      4. finite: the optimizer updates every copy of the weights and the step counts (global_step, the optimizer's
+         iterations and so the schedule advance together); not finite: the step is skipped everywhere, the loss
+         scale halves and nothing else changes. ``max_nonfinite_steps`` skipped steps in a row stop the run.
+    """
 
     def __init__(self, runtime, model_fn, loss_fn, config: TrainConfig, log):
         self.runtime = runtime
@@ -173,17 +242,28 @@ class Trainer:
             self.model = modeling.build(model_fn())
             self.variables = modeling.variable_map(self.model)
             self.dropout_states = modeling.dropout_states(self.model)
-            lr = config.learning_rate * runtime.num_workers
+            # The original scaled the rate by the number of GPUs (hvd.size()): here by the replicas in sync,
+            # whatever the launch (one process with N devices, N processes, nodes x GPUs).
+            self.peak_learning_rate = config.learning_rate * runtime.num_replicas
             self.schedule = optimization.WarmupPolynomialDecay(
-                lr, config.num_train_steps, config.num_warmup_steps, power=config.poly_power,
+                self.peak_learning_rate, config.num_train_steps, config.num_warmup_steps, power=config.poly_power,
                 decay_from_warmup=config.decay_from_warmup)
-            self.optimizer, self.inner_optimizer = optimization.create_optimizer(
-                config.optimizer_type, self.schedule, config.weight_decay_rate, config.clip_norm,
-                loss_scale=config.init_loss_scale if runtime.loss_scaling else None)
-            self.inner_optimizer.set_variable_names(self.variables)
+            self.optimizer = optimization.create_optimizer(
+                config.optimizer_type, self.schedule, config.weight_decay_rate,
+                bias_correction=config.adam_bias_correction)
+            self.inner_optimizer = self.optimizer
+            self.optimizer.set_variable_names(self.variables)
             self.trainable = list(self.model.trainable_variables)
             self.optimizer.build(self.trainable)
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.consumed_batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="consumed_batches")
+            self.nonfinite_in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row")
+            self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+            self.loss_scale = tf.Variable(float(config.init_loss_scale) if runtime.loss_scaling else 1.0,
+                                          dtype=tf.float32, trainable=False, name="loss_scale")
+            self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_scale_good_steps")
+            self.saved_replicas = tf.Variable(runtime.num_replicas, dtype=tf.int64, trainable=False,
+                                              name="num_replicas")
             self.accumulators = None
             if config.num_accumulation_steps > 1:
                 self.accumulators = [
@@ -193,19 +273,27 @@ class Trainer:
         self._build_functions()
 
     # ---- state ------------------------------------------------------------------------------------------
+    OPTIONAL_STATE = ("train/consumed_batches", "train/skipped_steps", "train/nonfinite_in_a_row",
+                      "train/num_replicas")
+
     def state_variables(self):
-        """Everything a resumed run needs, by name: weights, optimizer slots, step, loss scale, dropout seeds."""
+        """Everything a resumed run needs, by name: weights, optimizer slots, step, loss scale, dropout seeds,
+        the data position."""
         state = dict(self.variables)
         state.update(self.dropout_states)
         for name, var in self.variables.items():
             if var.trainable:
-                for slot, slot_var in self.inner_optimizer.slots(var).items():
+                for slot, slot_var in self.optimizer.slots(var).items():
                     state[f"{name}/{slot}"] = slot_var
         state["global_step"] = self.global_step
-        state["optimizer/iterations"] = self.inner_optimizer.iterations
-        if self.optimizer is not self.inner_optimizer:
-            state["optimizer/loss_scale"] = self.optimizer.dynamic_scale
-            state["optimizer/loss_scale_good_steps"] = self.optimizer.step_counter
+        state["optimizer/iterations"] = self.optimizer.iterations
+        state["train/consumed_batches"] = self.consumed_batches
+        state["train/skipped_steps"] = self.skipped_steps
+        state["train/nonfinite_in_a_row"] = self.nonfinite_in_a_row
+        state["train/num_replicas"] = self.saved_replicas
+        if self.runtime.loss_scaling:
+            state["optimizer/loss_scale"] = self.loss_scale
+            state["optimizer/loss_scale_good_steps"] = self.good_steps
         return state
 
     def save(self):
@@ -218,115 +306,190 @@ class Trainer:
         return path
 
     def restore_latest(self):
-        """Resume from the newest checkpoint in output_dir, if any; returns the restored global step."""
+        """Resume from the newest checkpoint in output_dir, if any; returns the restored global step.
+
+        Every worker reads the checkpoint the chief names (the same output_dir); in a multi-worker run they
+        check that they all resumed at the same step and stop at once if not."""
         prefix = checkpoints.latest_checkpoint(self.config.output_dir)
         if prefix is None:
+            self._check_same_step_everywhere(0, "no checkpoint")
             return 0
-        # Checkpoints written before the dropout seeds were saved still resume (with fresh dropout masks).
-        missing = checkpoints.restore_state(prefix, self.state_variables(), optional=tuple(self.dropout_states))
-        if missing:
+        # Checkpoints written before the dropout seeds or data position were saved still resume.
+        missing = checkpoints.restore_state(prefix, self.state_variables(),
+                                            optional=tuple(self.dropout_states) + self.OPTIONAL_STATE)
+        if any(name in self.dropout_states for name in missing):
             self.log.info(f"{prefix} holds no dropout seed state: resumed with new dropout masks")
         step = int(self.global_step.numpy())
+        saved = int(self.saved_replicas.numpy())
+        if "train/num_replicas" not in missing and saved != self.runtime.num_replicas:
+            raise InputError(f"cannot resume: the checkpoint was written by a run on {saved} replica(s) and this run "
+                             f"has {self.runtime.num_replicas}; the global batch, learning rate and data position "
+                             f"would change. Resume with {saved} replica(s) (GPUs x processes), or start a new "
+                             f"--output_dir from it with --init_checkpoint", path=prefix)
+        self.saved_replicas.assign(self.runtime.num_replicas)
+        if "train/consumed_batches" in missing:
+            self.consumed_batches.assign(step * self.config.num_accumulation_steps)
+        self._check_same_step_everywhere(step, prefix)
         self.log.info(f"resuming from {prefix} at step {step}")
         return step
+
+    def _check_same_step_everywhere(self, step, what):
+        """Stop at once unless every worker resumed at ``step`` (the sum and sum of squares over replicas tell)."""
+        if self.runtime.num_workers <= 1:
+            return
+        value = tf.constant([float(step), float(step) ** 2])
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: value * 1.0), axis=None)
+        mean, mean_square = (total.numpy() / self.runtime.num_replicas).tolist()
+        if mean != step or abs(mean_square - mean * mean) > 0.5:
+            raise InputError(f"workers resumed at different steps (this worker: step {step} from {what}): every "
+                             "worker must see the same output_dir (a shared file system)",
+                             path=self.config.output_dir)
 
     def load_weights(self, path, **kwargs):
         return checkpoints.load_weights(self.variables, path, log=self.log.info, **kwargs)
 
     # ---- compiled steps ---------------------------------------------------------------------------------
     def _build_functions(self):
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
-        trainable = self.trainable
-        accum = self.config.num_accumulation_steps
-        scale = 1.0 / (self.runtime.num_replicas * accum)
-        scaled_loss = self.runtime.loss_scaling
+        cfg, runtime, strategy = self.config, self.runtime, self.strategy
+        model, loss_fn, optimizer, trainable = self.model, self.loss_fn, self.optimizer, self.trainable
+        replicas = runtime.num_replicas
+        # Each replica's loss is a mean over its rows; scaled so that the SUM over replicas and micro-batches
+        # is the gradient of the global batch's mean loss.
+        scale = 1.0 / (replicas * cfg.num_accumulation_steps)
+        loss_scaling = runtime.loss_scaling
+        accumulators = self.accumulators
+        reduce_each_micro_batch = accumulators is not None and not cfg.allreduce_post_accumulation
+        options = getattr(runtime, "communication_options", None)
 
-        @tf.function(jit_compile=self.config.use_xla, reduce_retracing=True)
+        @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
         def gradients(batch):
             parts = as_parts(batch)
             with tf.GradientTape() as tape:
                 # A tuple holds equal-row parts of one batch: its loss is the mean of the parts' losses.
-                loss = tf.add_n([loss_fn(part, model(part, training=True)) for part in parts]) / len(parts)
+                loss = tf.add_n([tf.cast(loss_fn(part, model(part, training=True)), tf.float32)
+                                 for part in parts]) / len(parts)
                 objective = loss * scale
-                if scaled_loss:
-                    objective = optimizer.scale_loss(objective)
+                if loss_scaling:
+                    objective = objective * self.loss_scale
             grads = tape.gradient(objective, trainable)
-            # Embedding lookups give IndexedSlices; the optimizers and accumulators work on dense tensors.
+            # Embedding lookups give IndexedSlices; the all-reduce, accumulators and optimizers work on dense ones.
             return loss, [tf.convert_to_tensor(g) for g in grads]
 
-        def update(grads):
-            optimizer.apply_gradients(zip(grads, trainable))
+        def all_reduce(grads):
+            if replicas == 1:
+                return grads
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, grads, options=options)
 
-        if self.runtime.num_replicas == 1:
+        def accumulate_replica(batch):
+            loss, grads = gradients(batch)
+            if reduce_each_micro_batch:
+                grads = all_reduce(grads)
+            for a, g in zip(accumulators, grads):
+                a.assign_add(g)
+            return loss
+
+        def final_replica(batch):
+            """The last micro-batch of a step: the step's combined gradient, unscaled and clipped, and whether it
+            is finite (the same values on every replica, since they come out of the all-reduce)."""
+            loss, grads = gradients(batch)
+            if accumulators is not None:
+                if reduce_each_micro_batch:
+                    grads = all_reduce(grads)
+                grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
+                for a in accumulators:
+                    a.assign(tf.zeros_like(a))
+                if not reduce_each_micro_batch:
+                    grads = all_reduce(grads)
+            else:
+                grads = all_reduce(grads)
+            if loss_scaling:
+                grads = [g / self.loss_scale for g in grads]
+            norm = tf.linalg.global_norm(grads)
+            finite = tf.math.is_finite(norm)
+            if cfg.clip_norm:
+                grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
+            return loss, grads, finite
+
+        def update(grads):
+            optimizer.apply_reduced(grads, trainable, strategy)
+
+        if replicas == 1:
             # One replica: the optimizer update (elementwise over every weight) is always worth fusing with XLA,
             # also when the forward/backward pass is not compiled (on CPUs, oneDNN beats XLA at the matmuls).
             update = tf.function(update, jit_compile=True)
 
-        def apply_replica(batch):
-            loss, grads = gradients(batch)
-            if self.accumulators is not None:
-                if not self.config.allreduce_post_accumulation:
-                    ctx = tf.distribute.get_replica_context()
-                    grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-                    grads = [g / self.runtime.num_replicas for g in grads]
-                grads = [a.read_value() + g for a, g in zip(self.accumulators, grads)]
-                for a in self.accumulators:
-                    a.assign(tf.zeros_like(a))
+        def applied(grads):
             update(grads)
-            return loss
+            self.global_step.assign_add(1)
+            self.nonfinite_in_a_row.assign(0)
+            if loss_scaling:
+                good = self.good_steps + 1
+                grow = good >= LOSS_SCALE_GROWTH_STEPS
+                self.loss_scale.assign(tf.where(grow, self.loss_scale * 2.0, self.loss_scale))
+                self.good_steps.assign(tf.where(grow, tf.zeros_like(good), good))
+            return tf.constant(True)
 
-        def accumulate_replica(batch):
-            loss, grads = gradients(batch)
-            if not self.config.allreduce_post_accumulation:
-                ctx = tf.distribute.get_replica_context()
-                grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-                grads = [g / self.runtime.num_replicas for g in grads]
-            for a, g in zip(self.accumulators, grads):
-                a.assign_add(g)
-            return loss
+        def skipped():
+            self.nonfinite_in_a_row.assign_add(1)
+            self.skipped_steps.assign_add(1)
+            if loss_scaling:
+                self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
+                self.good_steps.assign(tf.zeros_like(self.good_steps))
+            return tf.constant(False)
 
         @tf.function(reduce_retracing=True)
         def apply_step(batch):
-            loss = self.strategy.run(apply_replica, args=(batch,))
-            self.global_step.assign_add(1)
-            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            loss, grads, finite = strategy.run(final_replica, args=(batch,))
+            # Every replica decided on the same combined gradient; take this worker's first copy.
+            finite = strategy.experimental_local_results(finite)[0]
+            tf.cond(finite, lambda: applied(grads), skipped)
+            self.consumed_batches.assign_add(1)
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
 
         @tf.function(reduce_retracing=True)
         def accumulate_step(batch):
-            loss = self.strategy.run(accumulate_replica, args=(batch,))
-            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            loss = strategy.run(accumulate_replica, args=(batch,))
+            self.consumed_batches.assign_add(1)
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
 
-        @tf.function(jit_compile=self.config.use_xla, reduce_retracing=True)
+        @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
         def forward(batch):
             return model(batch, training=False)
 
         self._apply_step, self._accumulate_step, self._forward = apply_step, accumulate_step, forward
 
-    def _distribute(self, batch):
-        """Split a global numpy batch into per-replica slices (each worker builds only its own replicas')."""
+    def _distribute(self, batch, per_worker=False):
+        """Split a batch into per-replica slices: a global batch (every worker holds all rows; replica r takes
+        the r-th slice) or, with ``per_worker``, this worker's share (its local replicas split it)."""
         n = self.runtime.num_replicas
         if n == 1:
             return tf.nest.map_structure(tf.convert_to_tensor, batch)
+        local = n // max(self.runtime.num_workers, 1) if per_worker else n
+        first = self.runtime.worker_index * local if per_worker else 0
         rows = [len(next(iter(part.values()))) for part in as_parts(batch)]
         for count in rows:
-            if count % n:
-                raise ValueError(f"global batch of {count} rows does not split over {n} replicas")
+            if count % local:
+                raise ValueError(f"a batch of {count} rows does not split over {local} replicas")
 
         def value_fn(ctx):
-            r = ctx.replica_id_in_sync_group
-            sliced = tuple({k: tf.convert_to_tensor(v[r * (count // n):(r + 1) * (count // n)])
+            r = ctx.replica_id_in_sync_group - first
+            sliced = tuple({k: tf.convert_to_tensor(v[r * (count // local):(r + 1) * (count // local)])
                             for k, v in part.items()} for part, count in zip(as_parts(batch), rows))
             return sliced if isinstance(batch, tuple) else sliced[0]
 
         return self.strategy.experimental_distribute_values_from_function(value_fn)
 
     # ---- loops -----------------------------------------------------------------------------------------
-    def fit(self, batches, rows_per_batch=None):
+    def fit(self, batches, per_worker=False, rows_per_batch=None, on_save=None):
         """Train until global_step == num_train_steps, consuming ``num_accumulation_steps`` batches a step.
 
-        ``batches`` must start where the restored step left off (the caller skips consumed batches).
-        Logs the loss of every ``display_loss_steps``-th step (that step's batch, not a window mean); returns the
-        loss of the last step.
+        ``batches``: global batches (each worker holds every row), or with ``per_worker`` this worker's share;
+        numpy dicts (prepared ahead on a background thread) or tensors. They must start where the restored data
+        position (``consumed_batches``) left off. The device's results are fetched only for a progress line:
+        every ``display_loss_steps`` steps, at least every ``progress_seconds``, and at checkpoints; the line
+        gives that step's loss. ``on_save(step)`` runs on every worker before each checkpoint (e.g. to save the
+        input position). Returns the loss of the last step.
         """
         cfg = self.config
         step = int(self.global_step.numpy())
@@ -334,56 +497,96 @@ class Trainer:
             self.log.info(f"training already complete ({step} of {cfg.num_train_steps} steps)")
             return None
         self.log.info(f"training from step {step} to {cfg.num_train_steps} "
-                      f"(accumulating {cfg.num_accumulation_steps} micro-batch(es) per step)")
-        window_rows, window_start = 0, time.time()
-        first_step_done = False
-        last_loss = None
+                      f"(accumulating {cfg.num_accumulation_steps} micro-batch(es) per step; peak learning rate "
+                      f"{self.peak_learning_rate:.3g} = {cfg.learning_rate:.3g} x {self.runtime.num_replicas} "
+                      f"replica(s))")
+        batches = prefetch(batches) if not isinstance(batches, tf.data.Iterator) else batches
         train_start = time.time()
-        while step < cfg.num_train_steps:
+        timed_from, timed_steps = None, 0      # throughput and ETA leave out the first (tracing) step
+        window_rows, window_start = 0, time.time()
+        last_report, attempted, saved_step = time.time(), step, step
+        losses, last_loss = [], None
+        while True:
             rows = 0
-            loss_sum = 0.0
+            losses = []
             for micro in range(cfg.num_accumulation_steps):
                 try:
                     batch = next(batches)
                 except StopIteration:
                     raise InputError("training data ran out before num_train_steps") from None
-                rows += sum(int(part["valid"].sum()) if "valid" in part else len(part["input_ids"])
-                            for part in as_parts(batch))
-                dist = self._distribute(batch)
-                if micro + 1 < cfg.num_accumulation_steps:
-                    loss_sum += float(self._accumulate_step(dist))
-                else:
-                    loss_sum += float(self._apply_step(dist))
-            loss = loss_sum / cfg.num_accumulation_steps
-            if not math.isfinite(loss) and not self.runtime.loss_scaling:
-                raise FloatingPointError(f"loss became {loss} at step {step + 1}")
-            step += 1
-            if not first_step_done:
+                rows += self._rows(batch, rows_per_batch)
+                dist = self._distribute(batch, per_worker)
+                last = micro + 1 == cfg.num_accumulation_steps
+                losses.append(self._apply_step(dist) if last else self._accumulate_step(dist))
+            attempted += 1
+            window_rows += rows
+            now = time.time()
+            report = (timed_from is None or attempted % cfg.display_loss_steps == 0
+                      or attempted >= cfg.num_train_steps or now - last_report >= cfg.progress_seconds
+                      or (cfg.save_checkpoints_steps
+                          and attempted // cfg.save_checkpoints_steps > saved_step // cfg.save_checkpoints_steps))
+            if not report:
+                continue
+            # Fetching from the device waits for it; everything else runs ahead.
+            last_loss = float(np.mean([float(l) for l in losses]))
+            previous, step = step, int(self.global_step.numpy())
+            attempted = step              # skipped (non-finite) steps do not count
+            in_a_row = int(self.nonfinite_in_a_row.numpy())
+            if in_a_row >= cfg.max_nonfinite_steps:
+                raise TrainingDiverged(
+                    f"training diverged: {in_a_row} steps in a row had non-finite gradients (at step {step}); "
+                    f"the last checkpoint in output_dir is intact. Lower --learning_rate, or raise "
+                    f"--max_nonfinite_steps to keep trying")
+            now = time.time()
+            if timed_from is None:
                 # The first step includes tracing and compilation; keep it out of the throughput figures.
-                first_step_done = True
+                timed_from, timed_steps = now, step
                 self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
-                              f"{time.time() - train_start:.1f}s")
-                window_start = time.time()
+                              f"{now - train_start:.1f}s")
+                self._progress(step, last_loss, 0.0, now - train_start, None)
+                window_rows, window_start, last_report = 0, now, now
             else:
-                window_rows += rows
-            last_loss = loss
-            if step % cfg.display_loss_steps == 0 or step == cfg.num_train_steps:
-                elapsed = time.time() - window_start
-                throughput = window_rows / elapsed if elapsed > 0 and window_rows else 0.0
-                lr = float(self.schedule(self.inner_optimizer.iterations - 1))
-                data = {"loss": loss, "learning_rate": lr, "throughput_train": throughput}
-                if self.runtime.loss_scaling:
-                    data["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
-                self.log.log(step, data, text=f"step {step}/{cfg.num_train_steps} loss {loss:.4f} lr {lr:.3g} "
-                                              f"{throughput:.1f} sentences/s")
-                window_rows, window_start = 0, time.time()
-            if cfg.save_checkpoints_steps and step % cfg.save_checkpoints_steps == 0 \
-                    and step < cfg.num_train_steps:
+                self._progress(step, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
+                               (now - timed_from) / max(step - timed_steps, 1) * (cfg.num_train_steps - step))
+                window_rows, window_start, last_report = 0, now, now
+            if (cfg.save_checkpoints_steps and step < cfg.num_train_steps
+                    and step // cfg.save_checkpoints_steps > saved_step // cfg.save_checkpoints_steps):
+                if on_save is not None:
+                    on_save(step)
                 self.save()
+                saved_step = step
+            if step >= cfg.num_train_steps:
+                break
+        if on_save is not None:
+            on_save(step)
         self.save()
         total = time.time() - train_start
         self.log.log((), {"train_time_s": total}, text=f"training took {total:.1f}s")
         return last_loss
+
+    @staticmethod
+    def _rows(batch, rows_per_batch):
+        if rows_per_batch:
+            return rows_per_batch
+        return sum(int(np.sum(part["valid"])) if "valid" in part else len(part["input_ids"])
+                   for part in as_parts(batch))
+
+    def _progress(self, step, loss, throughput, elapsed, remaining):
+        total = self.config.num_train_steps
+        lr = float(self.schedule(max(int(self.optimizer.iterations.numpy()) - 1, 0)))
+        data = {"loss": loss, "learning_rate": lr, "throughput_train": throughput}
+        skipped = int(self.skipped_steps.numpy())
+        if self.runtime.loss_scaling:
+            data["loss_scale"] = float(self.loss_scale.numpy())
+        text = (f"step {step}/{total} ({100.0 * step / total:.0f}%) loss {loss:.4f} lr {lr:.3g} "
+                f"{throughput:.1f} sentences/s, elapsed {_clock(elapsed)}"
+                + (f", left ~{_clock(remaining)}" if remaining is not None else ""))
+        if skipped:
+            data["skipped_steps"] = skipped
+            text += f", {skipped} non-finite step(s) skipped"
+        if self.runtime.loss_scaling:
+            text += f", loss scale {data['loss_scale']:g}"
+        self.log.log(step, data, text=text)
 
     def predict(self, batches):
         """Run the model on each global batch (cross-replica, no dropout); yields numpy outputs per batch."""

@@ -22,38 +22,52 @@ SCRIPT = textwrap.dedent('''
 
     feats, loss_fn, config = token_task()
     results = {}
-    # Whole batches, and batches as tuples of 2 length-sorted parts (run_re.py's plain shuffle).
-    for name, parts, strategy in (("one", 1, tf.distribute.OneDeviceStrategy("/cpu:0")),
-                                  ("two", 1, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
-                                  ("one-parts", 2, tf.distribute.OneDeviceStrategy("/cpu:0")),
-                                  ("two-parts", 2, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+    # Clipping by global norm on (0.05 is well under this task's gradient norms, so every step is clipped);
+    # whole batches, and batches as tuples of 2 length-sorted parts (run_re.py's plain shuffle); accumulation of
+    # 2 micro-batches with one all-reduce per step or one per micro-batch.
+    for name, parts, accum, post, clip, devices in (
+            ("one", 1, 1, True, 0.05, 1), ("two", 1, 1, True, 0.05, 2),
+            ("one-parts", 2, 1, True, 0.05, 1), ("two-parts", 2, 1, True, 0.05, 2),
+            ("two-accum", 1, 2, True, 0.05, 2), ("two-accum-each", 1, 2, False, 0.05, 2),
+            ("one-accum", 1, 2, True, 0.05, 1), ("one-unclipped", 1, 1, True, 0.0, 1)):
+        strategy = (tf.distribute.OneDeviceStrategy("/cpu:0") if devices == 1
+                    else tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
         runtime = distribution.Runtime(strategy=strategy, num_replicas=strategy.num_replicas_in_sync,
                                        num_workers=1, worker_index=0, device="cpu", policy="float32",
                                        loss_scaling=False, description=name)
         keras.utils.set_random_seed(3)
-        cfg = training.TrainConfig(output_dir=tempfile.mkdtemp(), learning_rate=1e-3, num_train_steps=4,
-                                   clip_norm=0.0, display_loss_steps=1, save_checkpoints_steps=0)
+        # 1e-3 per replica: the one-device runs get the two-replica runs' rate by hand.
+        cfg = training.TrainConfig(output_dir=tempfile.mkdtemp(), learning_rate=1e-3 * devices ** -1 * 2,
+                                   num_train_steps=4, clip_norm=clip, display_loss_steps=1, save_checkpoints_steps=0,
+                                   num_accumulation_steps=accum, allreduce_post_accumulation=post)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                    cfg, RunLog(None, enabled=False))
-        trainer.fit(training.training_batches(feats, 16, 8, seed=1, sort_window=1, parts=parts))
+        batches = training.training_batches(feats, 16 // accum, 8, seed=1, sort_window=1, parts=parts)
+        trainer.fit(batches)
         results[name] = {n: v.numpy() for n, v in trainer.variables.items()}
-        print(name, strategy.num_replicas_in_sync, int(trainer.global_step.numpy()))
+        print(name, strategy.num_replicas_in_sync, int(trainer.global_step.numpy()), "peak", trainer.peak_learning_rate)
     # (Equal lengths, so the token mean is a row mean and the parts give the whole batches' result too.)
-    for a, b in (("one", "two"), ("one-parts", "two-parts"), ("one", "one-parts")):
-        worst = max(float(np.abs(results[a][n] - results[b][n]).max()) for n in results[a])
-        print(a, b, "max difference", worst)
-        assert worst < 1e-5, worst
+    def worst(a, b):
+        return max(float(np.abs(results[a][n] - results[b][n]).max()) for n in results[a])
+    for a, b in (("one", "two"), ("one-parts", "two-parts"), ("one", "one-parts"), ("one-accum", "two-accum"),
+                 ("one-accum", "two-accum-each")):
+        print(a, b, "max difference", worst(a, b))
+        assert worst(a, b) < 1e-5, (a, b, worst(a, b))
+    print("clipping moves the weights by", worst("one", "one-unclipped"))
+    assert worst("one", "one-unclipped") > 1e-3
 ''')
 
 
 def test_mirrored_two_replicas_train_like_one_device(tmp_path):
-    """Each replica takes half of every global batch; all-reduced gradients give the one-device result."""
+    """Each replica takes half of every global batch; gradients are combined before clipping by global norm, so
+    two replicas give the one-device result with clipping on, also when accumulating micro-batches."""
     script = tmp_path / "mirrored.py"
     script.write_text(SCRIPT)
     proc = subprocess.run([sys.executable, str(script), REPO], capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "one 1 4" in proc.stdout and "two 2 4" in proc.stdout and "two-parts 2 4" in proc.stdout
+    assert "one 1 4 peak 0.002" in proc.stdout and "two 2 4 peak 0.002" in proc.stdout
+    assert "two-parts 2 4" in proc.stdout and "two-accum 2 4" in proc.stdout
 
 
 def test_horovod_flag_falls_back_to_tf_distribute():
