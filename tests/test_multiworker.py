@@ -19,7 +19,8 @@ from biobert import distribution
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Trains a tiny classifier for 4 steps on 64 fixed examples, global batch 16, through distribution.setup():
-# under TF_CONFIG / mpirun each worker is one replica and takes its half of every global batch.
+# under TF_CONFIG / mpirun each worker is one replica and takes its half of every global batch. Clipping by
+# global norm is on (0.05: every step is clipped), so the workers must combine their gradients before clipping.
 WORKER = textwrap.dedent('''
     import os, sys, tempfile
     import numpy as np
@@ -34,13 +35,13 @@ WORKER = textwrap.dedent('''
     feats, loss_fn, config = token_task()
     keras.utils.set_random_seed(3)
     cfg = training.TrainConfig(output_dir=tempfile.mkdtemp(), learning_rate=float(sys.argv[3]), num_train_steps=4,
-                               clip_norm=0.0, display_loss_steps=1, save_checkpoints_steps=0)
+                               clip_norm=0.05, display_loss_steps=1, save_checkpoints_steps=0)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                cfg, RunLog(None, enabled=False))
     trainer.fit(training.training_batches(feats, 16, 8, seed=1))
     np.savez(sys.argv[2], **{n.replace("/", "|"): v.numpy() for n, v in trainer.variables.items()})
     print("worker", runtime.worker_index, "of", runtime.num_workers, "replicas", runtime.num_replicas,
-          "step", int(trainer.global_step.numpy()))
+          "step", int(trainer.global_step.numpy()), "peak", trainer.peak_learning_rate)
     if runtime.num_workers > 1:
         print("replica devices:", " ".join(runtime.strategy.extended.worker_devices))
 ''')
@@ -86,13 +87,13 @@ def worker_script(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_process_reference(worker_script, tmp_path_factory):
-    """The same 4 steps in one process; learning rate 2e-3 = 1e-3 x 2 workers (the workers scale it, as the
-    original's Horovod runs did)."""
+    """The same 4 steps in one process; learning rate 2e-3 = 1e-3 x 2 replicas (the workers scale it by the
+    replicas in sync, as the original's Horovod runs by hvd.size(), and as one process with 2 devices does)."""
     out = tmp_path_factory.mktemp("reference") / "one.npz"
     proc = subprocess.run([sys.executable, str(worker_script), REPO, str(out), "2e-3"], capture_output=True,
                           text=True, timeout=600, env=quiet_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "worker 0 of 1 replicas 1 step 4" in proc.stdout
+    assert "worker 0 of 1 replicas 1 step 4 peak 0.002" in proc.stdout
     return weights(out)
 
 
@@ -114,7 +115,7 @@ def test_two_tf_config_workers_train_like_one_process(worker_script, one_process
             proc.kill()
     for index, (proc, out) in enumerate(zip(procs, outputs)):
         assert proc.returncode == 0, out
-        assert f"worker {index} of 2 replicas 2 step 4" in out
+        assert f"worker {index} of 2 replicas 2 step 4 peak 0.002" in out
     assert "MultiWorkerMirroredStrategy over 2 workers; 2 replica(s)" in outputs[0]
     assert_two_workers_match(tmp_path / "w0.npz", tmp_path / "w1.npz", one_process_reference)
 
