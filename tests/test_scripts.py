@@ -374,7 +374,8 @@ def test_pretraining_phase_1_defaults(sb):
     assert "vocab_file" not in f, "run_pretraining.py has no --vocab_file"
     expected = {"train_batch_size": "128", "learning_rate": "9.625e-5", "num_warmup_steps": "1953",
                 "num_train_steps": "19531", "num_accumulation_steps": "32", "save_checkpoints_steps": "5000",
-                "eval_batch_size": "80", "max_seq_length": "128", "max_predictions_per_seq": "20"}
+                "eval_batch_size": "80", "max_seq_length": "128", "max_predictions_per_seq": "20",
+                "allreduce_post_accumulation": "true"}     # one all-reduce per accumulated step, as NVIDIA's
     assert {k: f[k] for k in expected} == expected
     assert f["amp"] is True and f["nouse_xla"] is True and f["report_loss"] is True
     assert "horovod" not in f

@@ -556,6 +556,7 @@ bb_pretrain_main() {
         "--num_warmup_steps=$warmup_steps" \
         "--save_checkpoints_steps=$save_checkpoint_steps" \
         "--num_accumulation_steps=$num_accumulation_steps" \
+        --allreduce_post_accumulation=true \
         "--learning_rate=$learning_rate" \
         --report_loss \
         "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" \
