@@ -239,8 +239,7 @@ def run(task, FLAGS):
 
     resumed = checkpoints.latest_checkpoint(FLAGS.output_dir)
     if FLAGS.do_train:
-        if resumed:
-            trainer.restore_latest()
+        trainer.restore_latest()          # every worker, also with no checkpoint: they check they agree
         if not resumed and FLAGS.init_checkpoint:
             trainer.load_weights(FLAGS.init_checkpoint)
         elif not resumed:

@@ -91,10 +91,8 @@ def run(FLAGS):
     trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss, train_config,
                                log)
     resumed = training.checkpoints.latest_checkpoint(FLAGS.output_dir)
-    if resumed:
-        step = trainer.restore_latest()
-    else:
-        step = 0
+    step = trainer.restore_latest()          # every worker, also with no checkpoint: they check they agree
+    if not resumed:
         if FLAGS.init_checkpoint:
             trainer.load_weights(FLAGS.init_checkpoint)
         elif not FLAGS.do_train:

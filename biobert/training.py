@@ -320,6 +320,7 @@ class Trainer:
         if any(name in self.dropout_states for name in missing):
             self.log.info(f"{prefix} holds no dropout seed state: resumed with new dropout masks")
         step = int(self.global_step.numpy())
+        self._check_same_step_everywhere(step, prefix)
         saved = int(self.saved_replicas.numpy())
         if "train/num_replicas" not in missing and saved != self.runtime.num_replicas:
             raise InputError(f"cannot resume: the checkpoint was written by a run on {saved} replica(s) and this run "
@@ -329,7 +330,6 @@ class Trainer:
         self.saved_replicas.assign(self.runtime.num_replicas)
         if "train/consumed_batches" in missing:
             self.consumed_batches.assign(step * self.config.num_accumulation_steps)
-        self._check_same_step_everywhere(step, prefix)
         self.log.info(f"resuming from {prefix} at step {step}")
         return step
 

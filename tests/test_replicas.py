@@ -245,3 +245,95 @@ def test_resumed_pretraining_input_reads_no_record_twice(numbered_records, tmp_p
     assert consumed + rest == uninterrupted
     assert not position.restore(iter(dataset()), 4, log)           # no position saved at step 4
     assert os.listdir(tmp_path / "input_position") == ["worker_0"]
+
+
+def test_resume_with_another_replica_count_is_refused(tmp_path):
+    import keras
+    import tensorflow as tf
+    from helpers import token_task
+
+    from biobert import distribution, modeling, training
+    from biobert.dllogger import RunLog
+    from biobert.errors import InputError
+
+    feats, loss_fn, config = token_task()
+    runtime = distribution.Runtime(strategy=tf.distribute.get_strategy(), num_replicas=1, num_workers=1,
+                                   worker_index=0, device="cpu", policy="float32", loss_scaling=False,
+                                   description="one")
+
+    def trainer():
+        keras.utils.set_random_seed(3)
+        cfg = training.TrainConfig(output_dir=str(tmp_path), learning_rate=1e-3, num_train_steps=2,
+                                   save_checkpoints_steps=0)
+        return training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
+                                RunLog(None, enabled=False))
+
+    first = trainer()
+    first.fit(training.training_batches(feats, 16, 8, seed=1))
+    assert trainer().restore_latest() == 2                           # the same replica count resumes
+    first.saved_replicas.assign(8)                                    # as if written by a run on 8 replicas
+    first.save()
+    with pytest.raises(InputError, match="written by a run on 8 replica.s. and this run has 1"):
+        trainer().restore_latest()
+
+
+RESUMING_WORKER = textwrap.dedent('''
+    import os, sys
+    sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
+    from biobert import distribution
+    runtime = distribution.setup(log=print)
+    import keras
+    from biobert import modeling, training
+    from biobert.dllogger import RunLog
+    from biobert.errors import InputError
+    from helpers import token_task
+
+    feats, loss_fn, config = token_task()
+    keras.utils.set_random_seed(3)
+    cfg = training.TrainConfig(output_dir=sys.argv[2], learning_rate=1e-3, num_train_steps=int(sys.argv[3]),
+                               save_checkpoints_steps=0)
+    trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
+                               RunLog(None, enabled=False))
+    try:
+        step = trainer.restore_latest()
+    except InputError as err:
+        print("error:", err, flush=True)
+        sys.exit(1)
+    trainer.fit(training.training_batches(feats, 16, 8, seed=1, start_step=step))
+    print("worker", runtime.worker_index, "done at step", int(trainer.global_step.numpy()), flush=True)
+''')
+
+
+def run_two_workers(script, dirs, steps):
+    import json
+
+    from system import free_port_base
+
+    base = free_port_base(2)
+    cluster = {"worker": [f"localhost:{base}", f"localhost:{base + 1}"]}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "SLURM_", "PMI", "TF_CONFIG"))}
+    procs = [subprocess.Popen([sys.executable, str(script), REPO, str(d), str(steps)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              env=dict(env, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+                                  {"cluster": cluster, "task": {"type": "worker", "index": i}})))
+             for i, d in enumerate(dirs)]
+    try:
+        return [(p.communicate(timeout=300)[0], p.returncode) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def test_workers_that_see_different_checkpoints_stop_at_once(tmp_path):
+    """The chief's output_dir holds a checkpoint at step 2, worker 1's (not shared) none: both stop with a message
+    instead of training apart or hanging in the next all-reduce."""
+    script = tmp_path / "worker.py"
+    script.write_text(RESUMING_WORKER)
+    shared = tmp_path / "shared"
+    first = run_two_workers(script, [shared, shared], 2)
+    assert [code for _, code in first] == [0, 0], first
+    assert "worker 0 done at step 2" in first[0][0]
+    second = run_two_workers(script, [shared, tmp_path / "elsewhere"], 4)
+    for output, code in second:
+        assert code == 1, output
+        assert "workers resumed at different steps" in output and "shared file system" in output
