@@ -6,8 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main_guard(fn):
-    """Wrap an absl ``main(argv)``: InputError -> ``error: ...`` on stderr and exit 1; Ctrl-C -> exit 130."""
+    """Wrap an absl ``main(argv)``: InputError -> ``error: ...`` on stderr and exit 1; Ctrl-C -> exit 130;
+    a preempted run (SIGTERM/SIGUSR1, checkpoint saved) -> exit 75 (training.PREEMPTED_EXIT_STATUS)."""
     from biobert.errors import InputError
+    from biobert.training import PREEMPTED_EXIT_STATUS, Preempted
 
     def wrapped(argv):
         try:
@@ -15,6 +17,9 @@ def main_guard(fn):
         except InputError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(1)
+        except Preempted as err:
+            print(f"preempted: {err}", file=sys.stderr, flush=True)
+            sys.exit(PREEMPTED_EXIT_STATUS)
         except KeyboardInterrupt:
             print("interrupted: the last checkpoint in output_dir is intact; run the same command to resume",
                   file=sys.stderr, flush=True)

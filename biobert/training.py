@@ -10,6 +10,9 @@ checkpoints every ``save_checkpoints_steps`` (keeping the latest) and resuming f
 """
 import dataclasses
 import math
+import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -179,6 +182,28 @@ def prefetch(iterator, depth=2):
         stop.set()
 
 
+class _catch_signals:
+    """Within the block, the named signals append their name to ``caught`` instead of ending the process (main
+    thread only; elsewhere a no-op). The previous handlers come back afterwards."""
+
+    def __init__(self, names, caught):
+        self.names, self.caught, self.previous = names, caught, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.names:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self.previous[number] = signal.signal(number, lambda signum, frame, name=name:
+                                                          self.caught.append(name))
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        return False
+
+
 def _clock(seconds):
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -192,6 +217,19 @@ LOSS_SCALE_GROWTH_STEPS = 2000      # finite steps in a row before the dynamic l
 
 class TrainingDiverged(InputError):
     """Too many consecutive steps with non-finite gradients."""
+
+
+PREEMPTED_EXIT_STATUS = 75      # EX_TEMPFAIL: "try again" (run_biobert.sub requeues the job on it)
+PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
+
+
+class Preempted(Exception):
+    """The run stopped on SIGTERM/SIGUSR1 after checkpointing the step every worker agreed on."""
+
+    def __init__(self, step, signal_name):
+        self.step = step
+        super().__init__(f"stopped on {signal_name} after saving a checkpoint at step {step}: run the same command "
+                         "again to resume")
 
 
 @dataclasses.dataclass
@@ -214,7 +252,7 @@ class TrainConfig:
     max_nonfinite_steps: int = 200       # this many non-finite steps in a row stop the run
     init_loss_scale: float = 2.0 ** 15
     use_xla: bool = False
-    keep_checkpoints: int = 1
+    keep_checkpoints: int = 2            # the newest ones; a damaged newest one falls back to the one before
 
 
 class Trainer:
@@ -270,7 +308,20 @@ class Trainer:
                     tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
                                 synchronization=tf.VariableSynchronization.ON_READ,
                                 aggregation=tf.VariableAggregation.SUM) for v in self.trainable]
+        self.summary_writer = None
+        if runtime.is_chief and config.output_dir:
+            self.summary_writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "tensorboard"))
         self._build_functions()
+
+    def write_summaries(self, step, scalars, prefix=""):
+        """TensorBoard scalars under ``<output_dir>/tensorboard/`` (chief only)."""
+        if self.summary_writer is None:
+            return
+        with self.summary_writer.as_default():
+            for name, value in scalars.items():
+                if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
+                    tf.summary.scalar(prefix + name, float(value), step=int(step))
+        self.summary_writer.flush()
 
     # ---- state ------------------------------------------------------------------------------------------
     OPTIONAL_STATE = ("train/consumed_batches", "train/skipped_steps", "train/nonfinite_in_a_row",
@@ -310,13 +361,10 @@ class Trainer:
 
         Every worker reads the checkpoint the chief names (the same output_dir); in a multi-worker run they
         check that they all resumed at the same step and stop at once if not."""
-        prefix = checkpoints.latest_checkpoint(self.config.output_dir)
+        prefix, missing = self._restore_newest_readable()
         if prefix is None:
             self._check_same_step_everywhere(0, "no checkpoint")
             return 0
-        # Checkpoints written before the dropout seeds or data position were saved still resume.
-        missing = checkpoints.restore_state(prefix, self.state_variables(),
-                                            optional=tuple(self.dropout_states) + self.OPTIONAL_STATE)
         if any(name in self.dropout_states for name in missing):
             self.log.info(f"{prefix} holds no dropout seed state: resumed with new dropout masks")
         step = int(self.global_step.numpy())
@@ -332,6 +380,27 @@ class Trainer:
             self.consumed_batches.assign(step * self.config.num_accumulation_steps)
         self.log.info(f"resuming from {prefix} at step {step}")
         return step
+
+    def _restore_newest_readable(self):
+        """Restore the newest checkpoint that reads whole; a damaged one (truncated, half-written by a process that
+        died, a full disk) is skipped with a message. Returns (prefix, absent optional names) or (None, None)."""
+        directory = self.config.output_dir
+        named = checkpoints.latest_checkpoint(directory)
+        candidates = [named] if named else []
+        candidates += [p for p in reversed(checkpoints.list_checkpoints(directory)) if p not in candidates]
+        for prefix in candidates:
+            try:
+                # Checkpoints written before the dropout seeds or data position were saved still resume.
+                missing = checkpoints.restore_state(prefix, self.state_variables(),
+                                                    optional=tuple(self.dropout_states) + self.OPTIONAL_STATE)
+                return prefix, missing
+            except (tf.errors.OpError, ValueError) as err:
+                reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                self.log.info(f"warning: checkpoint {prefix} cannot be read ({reason}); trying the one before")
+        if candidates:
+            raise InputError("no readable checkpoint: every checkpoint in output_dir is damaged (remove them to start "
+                             "over, or use a new --output_dir)", path=directory)
+        return None, None
 
     def _check_same_step_everywhere(self, step, what):
         """Stop at once unless every worker resumed at ``step`` (the sum and sum of squares over replicas tell)."""
@@ -389,27 +458,27 @@ class Trainer:
                 a.assign_add(g)
             return loss
 
-        def final_replica(batch):
-            """The last micro-batch of a step: the step's combined gradient, unscaled and clipped, and whether it
-            is finite (the same values on every replica, since they come out of the all-reduce)."""
+        def final_replica(batch, stop):
+            """The last micro-batch of a step: the step's combined gradient, unscaled and clipped, whether it is
+            finite, and how many workers asked to stop (``stop``: 1.0 on the first replica of a worker that caught
+            a preemption signal; summed with the gradients, so every replica gets the same values)."""
             loss, grads = gradients(batch)
+            if accumulators is not None and not reduce_each_micro_batch:
+                grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
+            reduced = all_reduce(grads + [tf.identity(stop)])      # (identity: placed on this replica's device)
+            grads, stop = reduced[:-1], reduced[-1]
             if accumulators is not None:
                 if reduce_each_micro_batch:
-                    grads = all_reduce(grads)
-                grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
+                    grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
                 for a in accumulators:
                     a.assign(tf.zeros_like(a))
-                if not reduce_each_micro_batch:
-                    grads = all_reduce(grads)
-            else:
-                grads = all_reduce(grads)
             if loss_scaling:
                 grads = [g / self.loss_scale for g in grads]
             norm = tf.linalg.global_norm(grads)
             finite = tf.math.is_finite(norm)
             if cfg.clip_norm:
                 grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
-            return loss, grads, finite
+            return loss, grads, finite, stop
 
         def update(grads):
             optimizer.apply_reduced(grads, trainable, strategy)
@@ -439,13 +508,15 @@ class Trainer:
             return tf.constant(False)
 
         @tf.function(reduce_retracing=True)
-        def apply_step(batch):
-            loss, grads, finite = strategy.run(final_replica, args=(batch,))
+        def apply_step(batch, stop):
+            loss, grads, finite, stop = strategy.run(final_replica, args=(batch, stop))
             # Every replica decided on the same combined gradient; take this worker's first copy.
             finite = strategy.experimental_local_results(finite)[0]
             tf.cond(finite, lambda: applied(grads), skipped)
             self.consumed_batches.assign_add(1)
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+            return (strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None),
+                    strategy.experimental_local_results(stop)[0], self.global_step.read_value(),
+                    self.nonfinite_in_a_row.read_value())
 
         @tf.function(reduce_retracing=True)
         def accumulate_step(batch):
@@ -490,6 +561,10 @@ class Trainer:
         every ``display_loss_steps`` steps, at least every ``progress_seconds``, and at checkpoints; the line
         gives that step's loss. ``on_save(step)`` runs on every worker before each checkpoint (e.g. to save the
         input position). Returns the loss of the last step.
+
+        Preemption: SIGTERM or SIGUSR1 (what Slurm sends before a time limit or preemption) is passed to the other
+        workers with the next step's gradient all-reduce; every worker reads that agreement one step later, so all
+        finish the same step, save a checkpoint there and raise ``Preempted``.
         """
         cfg = self.config
         step = int(self.global_step.numpy())
@@ -501,68 +576,100 @@ class Trainer:
                       f"{self.peak_learning_rate:.3g} = {cfg.learning_rate:.3g} x {self.runtime.num_replicas} "
                       f"replica(s))")
         batches = prefetch(batches) if not isinstance(batches, tf.data.Iterator) else batches
-        train_start = time.time()
-        timed_from, timed_steps = None, 0      # throughput and ETA leave out the first (tracing) step
-        window_rows, window_start = 0, time.time()
-        last_report, attempted, saved_step = time.time(), step, step
-        losses, last_loss = [], None
-        while True:
-            rows = 0
-            losses = []
-            for micro in range(cfg.num_accumulation_steps):
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    raise InputError("training data ran out before num_train_steps") from None
-                rows += self._rows(batch, rows_per_batch)
-                dist = self._distribute(batch, per_worker)
-                last = micro + 1 == cfg.num_accumulation_steps
-                losses.append(self._apply_step(dist) if last else self._accumulate_step(dist))
-            attempted += 1
-            window_rows += rows
-            now = time.time()
-            report = (timed_from is None or attempted % cfg.display_loss_steps == 0
-                      or attempted >= cfg.num_train_steps or now - last_report >= cfg.progress_seconds
-                      or (cfg.save_checkpoints_steps
-                          and attempted // cfg.save_checkpoints_steps > saved_step // cfg.save_checkpoints_steps))
-            if not report:
-                continue
-            # Fetching from the device waits for it; everything else runs ahead.
-            last_loss = float(np.mean([float(l) for l in losses]))
-            previous, step = step, int(self.global_step.numpy())
-            attempted = step              # skipped (non-finite) steps do not count
-            in_a_row = int(self.nonfinite_in_a_row.numpy())
-            if in_a_row >= cfg.max_nonfinite_steps:
-                raise TrainingDiverged(
-                    f"training diverged: {in_a_row} steps in a row had non-finite gradients (at step {step}); "
-                    f"the last checkpoint in output_dir is intact. Lower --learning_rate, or raise "
-                    f"--max_nonfinite_steps to keep trying")
-            now = time.time()
-            if timed_from is None:
-                # The first step includes tracing and compilation; keep it out of the throughput figures.
-                timed_from, timed_steps = now, step
-                self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
-                              f"{now - train_start:.1f}s")
-                self._progress(step, last_loss, 0.0, now - train_start, None)
-                window_rows, window_start, last_report = 0, now, now
-            else:
-                self._progress(step, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
-                               (now - timed_from) / max(step - timed_steps, 1) * (cfg.num_train_steps - step))
-                window_rows, window_start, last_report = 0, now, now
-            if (cfg.save_checkpoints_steps and step < cfg.num_train_steps
-                    and step // cfg.save_checkpoints_steps > saved_step // cfg.save_checkpoints_steps):
-                if on_save is not None:
-                    on_save(step)
-                self.save()
-                saved_step = step
-            if step >= cfg.num_train_steps:
-                break
+        stop_values = [self._replica_values(float(flag)) for flag in (0, 1)]
+        caught = []
+        with _catch_signals(PREEMPTION_SIGNALS, caught):
+            train_start = time.time()
+            timed_from, timed_steps = None, 0      # throughput and ETA leave out the first (tracing) step
+            window_rows, window_start, last_report = 0, time.time(), time.time()
+            # Decisions (checkpoint, stop, divergence, preemption) use values every worker has at the same step:
+            # the previous step's outputs (finished by the time this step is queued, so reading them lets the
+            # device run on), and this step's own only where it may be a boundary.
+            known = (step, 0.0, 0)                 # (global step, workers asking to stop, non-finite in a row)
+            pending = None                         # the previous step's (global step, stop, non-finite) tensors
+            last_loss = None
+            while True:
+                rows = 0
+                losses = []
+                for micro in range(cfg.num_accumulation_steps):
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        raise InputError("training data ran out before num_train_steps") from None
+                    rows += self._rows(batch, rows_per_batch)
+                    dist = self._distribute(batch, per_worker)
+                    if micro + 1 < cfg.num_accumulation_steps:
+                        losses.append(self._accumulate_step(dist))
+                    else:
+                        loss, stop, global_step, in_a_row = self._apply_step(dist, stop_values[1 if caught else 0])
+                        losses.append(loss)
+                window_rows += rows
+                if pending is not None:
+                    known = tuple(kind(value) for kind, value in zip((int, float, int), pending))
+                pending = (global_step, stop, in_a_row)
+                before, preempt, streak = known
+                nxt = before + 1
+                boundary = (timed_from is None or preempt > 0 or streak > 0 or nxt >= cfg.num_train_steps
+                            or nxt % cfg.display_loss_steps == 0
+                            or (cfg.save_checkpoints_steps and nxt % cfg.save_checkpoints_steps == 0))
+                now = time.time()
+                if not boundary:
+                    if now - last_report >= cfg.progress_seconds and timed_from is not None:
+                        last_loss = float(np.mean([float(value) for value in losses]))
+                        self._progress(known[0] + 1, last_loss, window_rows / max(now - window_start, 1e-9),
+                                       now - train_start, (now - timed_from) / max(known[0] - timed_steps, 1)
+                                       * (cfg.num_train_steps - known[0]))
+                        window_rows, window_start, last_report = 0, now, now
+                    continue
+                # A boundary: this step's results (waits for the device).
+                last_loss = float(np.mean([float(value) for value in losses]))
+                known = (int(global_step), float(stop), int(in_a_row))
+                pending = None
+                step = known[0]
+                if known[2] >= cfg.max_nonfinite_steps:
+                    raise TrainingDiverged(
+                        f"training diverged: {known[2]} steps in a row had non-finite gradients (at step {step}); "
+                        f"the last checkpoint in output_dir is intact. Lower --learning_rate, or raise "
+                        f"--max_nonfinite_steps to keep trying")
+                now = time.time()
+                if timed_from is None:
+                    # The first step includes tracing and compilation; keep it out of the throughput figures.
+                    timed_from, timed_steps = now, step
+                    self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
+                                  f"{now - train_start:.1f}s")
+                    self._progress(step, last_loss, 0.0, now - train_start, None)
+                    window_rows, window_start, last_report = 0, now, now
+                elif step != before and (step % cfg.display_loss_steps == 0 or step >= cfg.num_train_steps
+                                         or preempt > 0):
+                    self._progress(step, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
+                                   (now - timed_from) / max(step - timed_steps, 1) * (cfg.num_train_steps - step))
+                    window_rows, window_start, last_report = 0, now, now
+                if preempt > 0 and step < cfg.num_train_steps:
+                    # Some worker caught a signal before the previous step: all finish here.
+                    if on_save is not None:
+                        on_save(step)
+                    self.save()
+                    raise Preempted(step, caught[0] if caught else "a preemption signal (on another worker)")
+                if (cfg.save_checkpoints_steps and step != before and step < cfg.num_train_steps
+                        and step % cfg.save_checkpoints_steps == 0):
+                    if on_save is not None:
+                        on_save(step)
+                    self.save()
+                if step >= cfg.num_train_steps:
+                    break
         if on_save is not None:
             on_save(step)
         self.save()
         total = time.time() - train_start
         self.log.log((), {"train_time_s": total}, text=f"training took {total:.1f}s")
         return last_loss
+
+    def _replica_values(self, value):
+        """``value`` as a float32 scalar on every replica (a plain tensor with one replica)."""
+        if self.runtime.num_replicas == 1:
+            return tf.constant(value, tf.float32)
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(value, tf.float32))
 
     @staticmethod
     def _rows(batch, rows_per_batch):
@@ -587,6 +694,7 @@ class Trainer:
         if self.runtime.loss_scaling:
             text += f", loss scale {data['loss_scale']:g}"
         self.log.log(step, data, text=text)
+        self.write_summaries(step, data, prefix="train/")
 
     def predict(self, batches):
         """Run the model on each global batch (cross-replica, no dropout); yields numpy outputs per batch."""
