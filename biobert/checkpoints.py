@@ -218,8 +218,16 @@ def save_checkpoint(directory, step, named_tensors, keep=1):
     tmp = os.path.join(directory, f".tmp-{CHECKPOINT_PREFIX}-{int(step)}")
     names = sorted(named_tensors)
     tensors = [tf.convert_to_tensor(np.asarray(named_tensors[n])) for n in names]
-    with tf.device("/cpu:0"):
-        tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    try:
+        with tf.device("/cpu:0"):
+            tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    except (tf.errors.OpError, OSError) as err:
+        # A full disk (or any failed write): drop the partial files; the previous checkpoint stays current.
+        for produced in glob.glob(glob.escape(tmp) + ".*"):
+            os.remove(produced)
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot write the checkpoint for step {int(step)} ({detail}); the previous checkpoint "
+                         "is intact: free disk space and run the same command to resume", path=directory) from None
     for produced in glob.glob(glob.escape(tmp) + ".*"):
         os.replace(produced, final + produced[len(tmp):])
     previous = list_checkpoints(directory)

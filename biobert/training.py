@@ -394,7 +394,9 @@ class Trainer:
                 missing = checkpoints.restore_state(prefix, self.state_variables(),
                                                     optional=tuple(self.dropout_states) + self.OPTIONAL_STATE)
                 return prefix, missing
-            except (tf.errors.OpError, ValueError) as err:
+            except InputError:
+                raise                         # readable, but written by another configuration
+            except Exception as err:          # noqa: BLE001 (a damaged bundle raises OpError, IndexError, ...)
                 reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
                 self.log.info(f"warning: checkpoint {prefix} cannot be read ({reason}); trying the one before")
         if candidates:
