@@ -93,6 +93,15 @@ JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid",
 PORT_BLOCKS, PORT_BLOCK, FIRST_PORT = 350, 64, 10000     # ports 10000-32399: below Linux's ephemeral range
 
 
+def _collective_timeout():
+    value = os.environ.get("BIOBERT_COLLECTIVE_TIMEOUT", "120").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise InputError(f"BIOBERT_COLLECTIVE_TIMEOUT={value!r}: give seconds (0 waits forever)") from None
+    return seconds if seconds > 0 else None
+
+
 def _port_base():
     """The first port of this launch's workers on a node: BIOBERT_PORT_BASE if set, else a block of 64 ports
     chosen by the launch's job id (Slurm's job and step, Open MPI's job), so that two jobs sharing a node do not
@@ -228,9 +237,13 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
         # On GPUs the gradient all-reduce uses NCCL (TF's default there is its own ring); on CPUs, TF's ring.
         implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
                           else tf.distribute.experimental.CommunicationImplementation.AUTO)
+        # A collective that waits longer than BIOBERT_COLLECTIVE_TIMEOUT seconds (default 120) for its peers fails,
+        # so a hung or unreachable worker stops the others instead of hanging them (a killed one does at once).
+        timeout = _collective_timeout()
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver,
-            communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                implementation=implementation, timeout_seconds=timeout))
         task = resolver.task_id or 0
         workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
         kind = f"MultiWorkerMirroredStrategy over {workers} workers"

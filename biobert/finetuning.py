@@ -282,6 +282,7 @@ def run(task, FLAGS):
             if runtime.is_chief:
                 write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
             log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
+            trainer.write_summaries(results["global_step"], figures, prefix="eval/")
         elif runtime.is_chief:
             results.update(task.write_predictions(FLAGS.output_dir, splits[split], features[split], probs, log))
     log.log((), {k: v for k, v in results.items()})

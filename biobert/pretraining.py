@@ -39,13 +39,18 @@ def log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def evaluate(trainer, batches, max_steps):
-    """Masked-LM accuracy and loss, next-sentence accuracy and loss over up to ``max_steps`` batches."""
+def evaluate(trainer, batches, max_steps, log=None, progress_seconds=30.0):
+    """Masked-LM accuracy and loss, next-sentence accuracy and loss over up to ``max_steps`` batches (a progress
+    line at least every ``progress_seconds``)."""
     mlm_correct = mlm_loss = mlm_count = nsp_correct = nsp_loss = nsp_count = 0.0
     steps = 0
+    last_report = time.time()
     for batch in batches:
         if steps >= max_steps:
             break
+        if log is not None and time.time() - last_report >= progress_seconds:
+            log.info(f"eval: {steps} of at most {max_steps} batches")
+            last_report = time.time()
         mlm_logits, nsp_logits = next(trainer.predict([batch]))
         w = batch["masked_lm_weights"]
         picked = np.take_along_axis(log_softmax(mlm_logits), batch["masked_lm_ids"][..., None], -1)[..., 0]
@@ -125,12 +130,13 @@ def run(FLAGS):
             FLAGS.eval_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.eval_batch_size,
             is_training=False, seed=FLAGS.seed)
         start = time.time()
-        figures = evaluate(trainer, dataset.as_numpy_iterator(), FLAGS.max_eval_steps)
+        figures = evaluate(trainer, dataset.as_numpy_iterator(), FLAGS.max_eval_steps, log)
         elapsed = time.time() - start
         figures["throughput_val"] = figures["eval_steps"] * FLAGS.eval_batch_size / elapsed
         results.update(figures)
         results["global_step"] = int(trainer.global_step.numpy())
         log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
+        trainer.write_summaries(results["global_step"], figures, prefix="eval/")
         if runtime.is_chief:
             write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
     log.close()

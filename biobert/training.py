@@ -223,6 +223,23 @@ PREEMPTED_EXIT_STATUS = 75      # EX_TEMPFAIL: "try again" (run_biobert.sub requ
 PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
 
 
+class WorkerLost(InputError):
+    """Another worker of a multi-worker run died or became unreachable."""
+
+
+def worker_lost(err, output_dir):
+    """The one-line message for a collective that failed because a peer is gone (the task named if TF says)."""
+    import re
+
+    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(err))))
+    who = ", ".join(f"{job} {task}" for job, task in tasks) or "another worker"
+    first = str(err).strip().splitlines()
+    reason = next((line.strip() for line in first if "aborted by" in line or "Error received" in line),
+                  first[0] if first else type(err).__name__)
+    return WorkerLost(f"lost contact with {who} ({type(err).__name__}: {reason[:160]}); this worker stops. The last "
+                      "checkpoint in output_dir is intact: start the same job again to resume", path=output_dir)
+
+
 class Preempted(Exception):
     """The run stopped on SIGTERM/SIGUSR1 after checkpointing the step every worker agreed on."""
 
@@ -578,6 +595,16 @@ class Trainer:
                       f"{self.peak_learning_rate:.3g} = {cfg.learning_rate:.3g} x {self.runtime.num_replicas} "
                       f"replica(s))")
         batches = prefetch(batches) if not isinstance(batches, tf.data.Iterator) else batches
+        try:
+            return self._fit(batches, per_worker, rows_per_batch, on_save, step)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                tf.errors.CancelledError) as err:
+            if self.runtime.num_workers <= 1:
+                raise
+            raise worker_lost(err, cfg.output_dir) from None
+
+    def _fit(self, batches, per_worker, rows_per_batch, on_save, step):
+        cfg = self.config
         stop_values = [self._replica_values(float(flag)) for flag in (0, 1)]
         caught = []
         with _catch_signals(PREEMPTION_SIGNALS, caught):

@@ -22,6 +22,8 @@ SCRIPT = textwrap.dedent('''
 
     feats, loss_fn, config = token_task()
     results = {}
+    # One strategy object per device count (collective instance keys count per strategy object).
+    strategies = {1: tf.distribute.OneDeviceStrategy("/cpu:0"), 2: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])}
     # Clipping by global norm on (0.05 is well under this task's gradient norms, so every step is clipped);
     # whole batches, and batches as tuples of 2 length-sorted parts (run_re.py's plain shuffle); accumulation of
     # 2 micro-batches with one all-reduce per step or one per micro-batch.
@@ -30,8 +32,7 @@ SCRIPT = textwrap.dedent('''
             ("one-parts", 2, 1, True, 0.05, 1), ("two-parts", 2, 1, True, 0.05, 2),
             ("two-accum", 1, 2, True, 0.05, 2), ("two-accum-each", 1, 2, False, 0.05, 2),
             ("one-accum", 1, 2, True, 0.05, 1), ("one-unclipped", 1, 1, True, 0.0, 1)):
-        strategy = (tf.distribute.OneDeviceStrategy("/cpu:0") if devices == 1
-                    else tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+        strategy = strategies[devices]
         runtime = distribution.Runtime(strategy=strategy, num_replicas=strategy.num_replicas_in_sync,
                                        num_workers=1, worker_index=0, device="cpu", policy="float32",
                                        loss_scaling=False, description=name)

@@ -291,20 +291,21 @@ RESUMING_WORKER = textwrap.dedent('''
     feats, loss_fn, config = token_task()
     keras.utils.set_random_seed(3)
     cfg = training.TrainConfig(output_dir=sys.argv[2], learning_rate=1e-3, num_train_steps=int(sys.argv[3]),
-                               save_checkpoints_steps=0)
+                               save_checkpoints_steps=int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
                                RunLog(None, enabled=False))
     try:
         step = trainer.restore_latest()
+        print("worker", runtime.worker_index, "starts at step", step, flush=True)
+        trainer.fit(training.training_batches(feats, 16, 8, seed=1, start_step=step))
     except InputError as err:
         print("error:", err, flush=True)
         sys.exit(1)
-    trainer.fit(training.training_batches(feats, 16, 8, seed=1, start_step=step))
     print("worker", runtime.worker_index, "done at step", int(trainer.global_step.numpy()), flush=True)
 ''')
 
 
-def run_two_workers(script, dirs, steps):
+def start_two_workers(script, dirs, steps, save=0):
     import json
 
     from system import free_port_base
@@ -312,11 +313,15 @@ def run_two_workers(script, dirs, steps):
     base = free_port_base(2)
     cluster = {"worker": [f"localhost:{base}", f"localhost:{base + 1}"]}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "SLURM_", "PMI", "TF_CONFIG"))}
-    procs = [subprocess.Popen([sys.executable, str(script), REPO, str(d), str(steps)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True,
-                              env=dict(env, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
-                                  {"cluster": cluster, "task": {"type": "worker", "index": i}})))
-             for i, d in enumerate(dirs)]
+    return [subprocess.Popen([sys.executable, str(script), REPO, str(d), str(steps), str(save)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True,
+                             env=dict(env, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+                                 {"cluster": cluster, "task": {"type": "worker", "index": i}})))
+            for i, d in enumerate(dirs)]
+
+
+def run_two_workers(script, dirs, steps, save=0):
+    procs = start_two_workers(script, dirs, steps, save)
     try:
         return [(p.communicate(timeout=300)[0], p.returncode) for p in procs]
     finally:
@@ -337,3 +342,37 @@ def test_workers_that_see_different_checkpoints_stop_at_once(tmp_path):
     for output, code in second:
         assert code == 1, output
         assert "workers resumed at different steps" in output and "shared file system" in output
+
+
+def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tmp_path):
+    import signal
+    import time
+
+    from biobert import checkpoints
+
+    script = tmp_path / "worker.py"
+    script.write_text(RESUMING_WORKER)
+    shared = tmp_path / "shared"
+    procs = start_two_workers(script, [shared, shared], 100000, save=5)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not checkpoints.list_checkpoints(str(shared)):
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.5)
+        procs[1].send_signal(signal.SIGKILL)                      # kill -9 of worker 1, mid-training
+        killed = time.time()
+        output = procs[0].communicate(timeout=150)[0]
+        waited = time.time() - killed
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[0].returncode == 1, output
+    assert waited < 120, waited
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "lost contact with worker 1" in errors[0] and "resume" in errors[0], output
+    saved = int(checkpoints.latest_checkpoint(str(shared)).rsplit("-", 1)[1])
+    again = run_two_workers(script, [shared, shared], saved + 2)
+    for index, (out, code) in enumerate(again):
+        assert code == 0, out
+        assert f"worker {index} starts at step {saved}" in out
+    assert f"worker 0 done at step {saved + 2}" in again[0][0]
