@@ -301,6 +301,9 @@ RESUMING_WORKER = textwrap.dedent('''
     except InputError as err:
         print("error:", err, flush=True)
         sys.exit(1)
+    except training.Preempted as err:
+        print("preempted:", err, flush=True)
+        sys.exit(training.PREEMPTED_EXIT_STATUS)
     print("worker", runtime.worker_index, "done at step", int(trainer.global_step.numpy()), flush=True)
 ''')
 
@@ -376,3 +379,37 @@ def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tm
         assert code == 0, out
         assert f"worker {index} starts at step {saved}" in out
     assert f"worker 0 done at step {saved + 2}" in again[0][0]
+
+
+def test_a_signal_to_one_worker_stops_both_after_the_same_step(tmp_path):
+    """SIGTERM to worker 1 only: the request travels with the gradient all-reduce, so both workers finish the same
+    step, the chief checkpoints it, both exit 75; the job started again resumes there."""
+    import re
+    import signal
+    import time
+
+    from biobert import checkpoints
+
+    script = tmp_path / "worker.py"
+    script.write_text(RESUMING_WORKER)
+    shared = tmp_path / "shared"
+    procs = start_two_workers(script, [shared, shared], 100000, save=5)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not checkpoints.list_checkpoints(str(shared)):
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.5)
+        procs[1].send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=150)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    steps = []
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 75, out
+        match = re.search(r"preempted: stopped on (\S+) .*at step (\d+)", out)
+        assert match, out
+        steps.append(int(match.group(2)))
+    assert "stopped on SIGTERM" in outputs[1] and "on another worker" in outputs[0]
+    assert steps[0] == steps[1]
+    assert checkpoints.latest_checkpoint(str(shared)).endswith(f"-{steps[0]}")
