@@ -14,7 +14,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 BENCHMARKS = (REPO / "BENCHMARKS.md").read_text()
 ABSL_SCRIPTS = ["run_ner.py", "run_re.py", "run_pretraining.py", "create_pretraining_data.py",
-                "data/ChemProtTextFormatting.py", "biobert/re_eval.py"]
+                "data/ChemProtTextFormatting.py", "biobert/re_eval.py", "biobert/convert.py"]
 
 
 def code_blocks(text):
