@@ -7,12 +7,12 @@ Each DIR holds a run's test_results.tsv (run_re.py's, or peer_hf_chemprot.py's: 
 biobert.relation.LABELS order). Scores every run with biobert.re_eval (micro P/R/F1 over the five CPR classes)
 and prints one row per run with its CPR:5 predictions (the rare class whose loss separates weak runs), then per
 side the median, mean and standard deviation, and for the difference between the sides: the Welch standard
-error of the means, and permutation tests (every way of splitting the pooled F1s into groups of the two sizes,
+error of the means with the one-sided 95 % bound it gives (normal approximation), and permutation tests (every way of splitting the pooled F1s into groups of the two sizes,
 or 200000 random splits, seeded, when there are over ten million ways) of how often a split gives a gap in
 means, or in medians, at least as far below zero as the one observed.
 
 An item of --ours or --peer may also be a micro-F1 in percent (a run scored earlier whose folder is gone, as
-the figures in BENCHMARKS.md): it enters the statistics, and its row shows only that figure.
+the figures in BENCHMARKS.md): it enters the statistics but has no row.
 
 Feeds BENCHMARKS.md, "ChemProt relation extraction": the result table (runs, mean, median, standard deviation,
 the difference of the means with its standard error and one-sided 95 % bound, the permutation p-values). A run
