@@ -5,6 +5,8 @@
 
 Prints one line per configuration: training sentences/s (median of the timed windows, after warm-up steps
 that include tracing and XLA compilation) and inference sentences/s.
+
+Feeds BENCHMARKS.md, "Fine-tuning and pre-training throughput" (the fine-tuning tables) and "Inference throughput".
 """
 import argparse
 import os

@@ -12,6 +12,8 @@ initialised from --model_dir, BertTokenizerFast from the same folder (lower-case
 bias and LayerNorm), linear warm-up over --warmup_proportion of the steps then linear decay to 0, gradient
 clipping at global norm 1.0, shuffled batches padded to the longest sentence in the batch.
 
+Feeds BENCHMARKS.md, "ChemProt relation extraction": the peer's column of the result and time tables.
+
 Outputs: progress, training wall time and sentences/s on stdout; ``test_results.tsv`` in --output_dir (one
 line per test row, tab-separated probabilities in LABELS order, no header); micro precision/recall/F1 over
 the five CPR classes (``false`` excluded), computed as biobert/re_eval.py does.
@@ -101,20 +103,6 @@ def predict(model, encodings, batch_size):
                                for batch in batches(encodings, None, batch_size, list(range(len(encodings))))])
 
 
-def savez_atomic(path, **arrays):
-    """np.savez to ``path`` through a temporary file beside it and a rename."""
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def save_weights(model, output_dir, step):
-    """The model's state dict as ``output_dir/weights-<step>.npz`` (written atomically)."""
-    os.makedirs(output_dir, exist_ok=True)
-    savez_atomic(os.path.join(output_dir, f"weights-{step}.npz"),
-                 **{k: v.detach().numpy() for k, v in model.state_dict().items()})
-
-
 def make_adamw(model, learning_rate, weight_decay, adam_epsilon):
     """torch AdamW with weight decay on all but bias/LayerNorm weights (the project's AdamWeightDecay)."""
     decay, no_decay = [], []
@@ -131,22 +119,6 @@ def make_optimizer(model, args, total_steps):
     warmup = int(total_steps * args.warmup_proportion)
     scheduler = transformers.get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     return optimizer, scheduler, warmup
-
-
-def export_replay(path, model, rng, rows, batch_size, total_steps):
-    """Writes the batches this run would train on (full ones only: each epoch's short last batch is left out)
-    and the classifier's initial weights, in benchmarks/replay_order.py's format."""
-    order, epochs = [], 0
-    while sum(len(o) for o in order) < total_steps:
-        permutation = rng.permutation(rows)
-        order.append([permutation[i:i + batch_size] for i in range(0, rows - batch_size + 1, batch_size)])
-        epochs += 1
-    full = np.stack([batch for epoch in order for batch in epoch][:total_steps]).astype(np.int64)
-    savez_atomic(path, rows=full, output_weights=model.classifier.weight.detach().numpy(),
-                 output_bias=model.classifier.bias.detach().numpy())
-    print(f"{path}: {len(full)} full batches of {batch_size} rows over {epochs} epochs and the classifier "
-          f"initialisation (std {model.classifier.weight.std().item():.4f})", flush=True)
-    return 0
 
 
 def parse_args(argv=None):
@@ -174,17 +146,6 @@ def parse_args(argv=None):
     parser.add_argument("--train_limit", type=int, default=None, help="Use only the first N train rows.")
     parser.add_argument("--test_limit", type=int, default=None, help="Use only the first N test rows.")
     parser.add_argument("--log_every", type=int, default=50, help="Print progress every N steps.")
-    parser.add_argument("--save_every", type=int, default=0,
-                        help="Every N steps (and at step 0) write the weights to --output_dir/weights-<step>.npz "
-                             "(benchmarks/peer_predict.py --weights reads them; 0: never).")
-    parser.add_argument("--replay", default=None,
-                        help="An .npz from benchmarks/replay_order.py: train on its batches (train.tsv rows per step, "
-                             "its step count) from its classifier initialisation instead of this script's own "
-                             "shuffle and initialisation; dropout stays this script's (--seed).")
-    parser.add_argument("--export_replay", default=None,
-                        help="Write this run's draws that are not dropout to an .npz for benchmarks/replay_run_re.py "
-                             "(the full batches of its shuffle, as train.tsv rows, and its classifier "
-                             "initialisation) and exit without training.")
     return parser.parse_args(argv)
 
 
@@ -214,39 +175,19 @@ def main(argv=None):
           f"dropout hidden {config.hidden_dropout_prob} attention {config.attention_probs_dropout_prob} "
           f"classifier {config.classifier_dropout or config.hidden_dropout_prob}", flush=True)
 
-    replay = np.load(args.replay) if args.replay else None
-    if replay is not None:
-        rows = replay["rows"]
-        if rows.max() >= len(train_x):
-            sys.exit(f"error: {args.replay}: row {rows.max()} is past train.tsv's {len(train_x)} rows")
-        with torch.no_grad():
-            model.classifier.weight.copy_(torch.from_numpy(replay["output_weights"]))
-            model.classifier.bias.copy_(torch.from_numpy(replay["output_bias"]))
-        total_steps = len(rows)
-        print(f"replaying {args.replay}: {total_steps} batches of {rows.shape[1]} rows and its classifier "
-              f"initialisation (std {replay['output_weights'].std():.4f})", flush=True)
-    else:
-        steps_per_epoch = math.ceil(len(train_x) / args.train_batch_size)
-        total_steps = int(steps_per_epoch * args.num_train_epochs)
+    steps_per_epoch = math.ceil(len(train_x) / args.train_batch_size)
+    total_steps = int(steps_per_epoch * args.num_train_epochs)
     optimizer, scheduler, warmup = make_optimizer(model, args, total_steps)
     print(f"train rows {len(train_x)}, test rows {len(test_x)}, steps {total_steps} "
           f"(warm-up {warmup}), batch {args.train_batch_size}", flush=True)
 
     rng = np.random.default_rng(args.seed)
-    if args.export_replay:
-        full_steps = int(len(train_x) // args.train_batch_size * args.num_train_epochs)     # run_re.py's count
-        return export_replay(args.export_replay, model, rng, len(train_x), args.train_batch_size, full_steps)
-    if args.save_every:
-        save_weights(model, args.output_dir, 0)
     model.train()
     step, sentences_seen, window_loss, window_n = 0, 0, 0.0, 0
     start = time.perf_counter()
     while step < total_steps:
-        if replay is not None:
-            order, batch_size = rows.ravel().tolist(), rows.shape[1]
-        else:
-            order, batch_size = rng.permutation(len(train_x)).tolist(), args.train_batch_size
-        for batch in batches(train_enc, train_y, batch_size, order):
+        order = rng.permutation(len(train_x)).tolist()
+        for batch in batches(train_enc, train_y, args.train_batch_size, order):
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -263,8 +204,6 @@ def main(argv=None):
                       f"loss {window_loss / window_n:.4f} lr {scheduler.get_last_lr()[0]:.3e} "
                       f"elapsed {elapsed:.0f}s {sentences_seen / elapsed:.1f} sentences/s", flush=True)
                 window_loss, window_n = 0.0, 0
-            if args.save_every and step % args.save_every == 0:
-                save_weights(model, args.output_dir, step)
             if step >= total_steps:
                 break
     train_seconds = time.perf_counter() - start

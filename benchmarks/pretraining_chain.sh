@@ -2,6 +2,7 @@
 # The whole pre-training chain on the real samples, with each step's wall time:
 #   MEDLINE XML -> one article per line -> sentence shards (+ the 1 MB PubMed sample) -> TFRecords (phase 1: 128/20,
 #   phase 2: 512/80) -> phase 1 (LAMB) -> phase 2 from phase 1's checkpoint, with a small BERT config.
+# Feeds BENCHMARKS.md, "Pre-training chain on the samples" (each step's wall time, the eval figures).
 # Usage: bash benchmarks/pretraining_chain.sh [work_dir] [phase1_steps] [phase2_steps]
 # Environment: SHARED_DATA [../shared/data], AMP [--amp], XLA [--nouse_xla], PYTHON [python]
 set -euo pipefail

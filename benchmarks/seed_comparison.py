@@ -7,22 +7,16 @@ Each DIR holds a run's test_results.tsv (run_re.py's, or peer_hf_chemprot.py's: 
 biobert.relation.LABELS order). Scores every run with biobert.re_eval (micro P/R/F1 over the five CPR classes)
 and prints one row per run with its CPR:5 predictions (the rare class whose loss separates weak runs), then per
 side the median, mean and standard deviation, and for the difference between the sides: the Welch standard
-error of the means, and permutation tests (every way of splitting the pooled F1s into groups of the two sizes,
+error of the means with the one-sided 95 % bound it gives (normal approximation), and permutation tests (every way of splitting the pooled F1s into groups of the two sizes,
 or 200000 random splits, seeded, when there are over ten million ways) of how often a split gives a gap in
 means, or in medians, at least as far below zero as the one observed.
 
 An item of --ours or --peer may also be a micro-F1 in percent (a run scored earlier whose folder is gone, as
-the figures in BENCHMARKS.md): it enters the statistics, and its row shows only that figure.
+the figures in BENCHMARKS.md): it enters the statistics but has no row.
 
-With --paired the two lists are pairs of runs on the same draws (the same batches and classifier initialisation:
-benchmarks/replay_run_re.py, ``peer_hf_chemprot.py --replay``): it adds each pair's difference, their mean and
-standard error, and the exact sign-flip test (every choice of signs of the differences) of how often chance gives
-a mean difference at least as far below zero.
-
-With --paired, --control lists, pair by pair, a second run of the peer on the same draws with another dropout seed
-(a micro-F1 or a run folder; ``-`` where there is none). That measures what the dropout stream alone moves a run on
-fixed draws: it adds the peer-against-itself differences (control - peer) and the permutation test of whether
-ours-against-the-peer differences sit lower than those by more than chance.
+Feeds BENCHMARKS.md, "ChemProt relation extraction": the result table (runs, mean, median, standard deviation,
+the difference of the means with its standard error and one-sided 95 % bound, the permutation p-values). A run
+counts as having lost CPR:5 when it predicts it fewer than 40 times (the table prints each folder's count).
 """
 import argparse
 import itertools
@@ -37,6 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from biobert import re_eval  # noqa: E402
 
 RARE = "CPR:5"
+LOST_BELOW = 40       # a run predicting CPR:5 fewer times than this has lost the class
+Z95 = 1.645           # one-sided 95 % quantile of the normal distribution
 
 
 def score(run_dir, answer_path):
@@ -82,8 +78,8 @@ def as_figure(item):
 
 
 def item_f1(item, answer_path, parser):
-    """(micro-F1 in percent, re_eval's result or None) of an item of --ours/--peer/--control: a figure as it
-    is, or a run folder scored against ``answer_path``."""
+    """(micro-F1 in percent, re_eval's result or None) of an item of --ours/--peer: a figure as it is, or a
+    run folder scored against ``answer_path``."""
     figure = as_figure(item)
     if figure is not None:
         return figure, None
@@ -91,11 +87,6 @@ def item_f1(item, answer_path, parser):
         parser.error(f"{item} is a run folder: --answer_path is needed to score it")
     result = score(item, answer_path)
     return 100 * result["f1"], result
-
-
-def standard_error(values):
-    """Standard error of the mean of ``values`` (nan for fewer than two)."""
-    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
 
 
 def summary(name, f1s):
@@ -111,80 +102,40 @@ def main(argv=None):
                         help="Comma-separated run folders of run_re.py, or micro-F1 figures in percent.")
     parser.add_argument("--peer", required=True,
                         help="Comma-separated run folders of peer_hf_chemprot.py, or micro-F1 figures in percent.")
-    parser.add_argument("--paired", action="store_true",
-                        help="--ours and --peer list runs on the same draws, pair by pair in order.")
-    parser.add_argument("--control",
-                        help="With --paired: per pair, in order, the peer again on the same draws with another "
-                             "dropout seed (micro-F1 in percent or a run folder), '-' where there is none.")
     args = parser.parse_args(argv)
-    if args.control and not args.paired:
-        parser.error("--control needs --paired")
 
-    f1 = {}
-    print(f"| side | run | micro P | R | F1 | {RARE} predicted / gold | {RARE} F1 |")
-    print("|---|---|---|---|---|---|---|")
+    f1, rows, lost = {}, [], {"ours": [], "peer": []}
     for side in ("ours", "peer"):
         f1[side] = []
         for run_dir in (d.strip() for d in getattr(args, side).split(",") if d.strip()):
             figure, result = item_f1(run_dir, args.answer_path, parser)
             f1[side].append(figure)
             if result is None:
-                print(f"| {side} | (scored earlier) | - | - | {figure:.2f} | - | - |")
-                continue
+                continue                # a figure scored earlier: it enters the statistics only
             rare = result["per_class"][RARE]
-            print(f"| {side} | {run_dir} | {100 * result['precision']:.2f} | {100 * result['recall']:.2f} | "
-                  f"{figure:.2f} | {rare['predicted']} / {rare['gold']} | {100 * rare['f1']:.2f} |")
+            lost[side].append(rare["predicted"] < LOST_BELOW)
+            rows.append(f"| {side} | {run_dir} | {100 * result['precision']:.2f} | {100 * result['recall']:.2f} | "
+                        f"{figure:.2f} | {rare['predicted']} / {rare['gold']} | {100 * rare['f1']:.2f} |")
+    if rows:
+        print(f"| side | run | micro P | R | F1 | {RARE} predicted / gold | {RARE} F1 |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        for side, flags in lost.items():
+            if flags:
+                print(f"{side}: {RARE} lost (under {LOST_BELOW} predicted) in {sum(flags)} of {len(flags)} run folders")
     ours, peer = f1["ours"], f1["peer"]
     print(summary("ours", ours))
     print(summary("peer", peer))
     gap = statistics.mean(ours) - statistics.mean(peer)
     se = math.sqrt(statistics.variance(ours) / len(ours) + statistics.variance(peer) / len(peer))
     print(f"means: ours - peer {gap:+.2f}, standard error {se:.2f} ({gap / se:+.2f} SE)")
+    print(f"one-sided 95 % bound (normal approximation): the peer's mean at most {-(gap - Z95 * se):.2f} "
+          f"over ours")
     print(f"medians: ours - peer {statistics.median(ours) - statistics.median(peer):+.2f}")
     for name, statistic in (("means", statistics.mean), ("medians", statistics.median)):
         p, how = permutation_p(ours, peer, statistic)
         print(f"permutation p (a gap in {name} this low or lower by chance): {p:.3f} ({how})")
-    if args.paired:
-        paired(ours, peer)
-        if args.control:
-            control = [None if item.strip() == "-" else item_f1(item.strip(), args.answer_path, parser)[0]
-                       for item in args.control.split(",")]
-            controlled(ours, peer, control)
     return 0
-
-
-def controlled(ours, peer, control):
-    """Ours - peer against control - peer (the peer with another dropout stream on the same draws)."""
-    if len(control) != len(peer):
-        raise SystemExit(f"error: --control needs one item per pair ({len(peer)}), '-' where there is none; "
-                         f"got {len(control)}")
-    ours_diffs = [a - b for a, b in zip(ours, peer)]
-    control_diffs = [c - b for c, b in zip(control, peer) if c is not None]
-    if not control_diffs:
-        raise SystemExit("error: --control has no run (every item is '-')")
-    se = standard_error(control_diffs)
-    print("control differences (the peer again - the peer): " + ", ".join(f"{d:+.2f}" for d in control_diffs))
-    print(f"control: mean {statistics.mean(control_diffs):+.2f}, standard error {se:.2f}, "
-          f"{len(control_diffs)} of {len(peer)} pairs")
-    for name, statistic in (("means", statistics.mean), ("medians", statistics.median)):
-        gap = statistic(ours_diffs) - statistic(control_diffs)
-        p, how = permutation_p(ours_diffs, control_diffs, statistic)
-        print(f"ours - peer against the peer - itself, {name}: {gap:+.2f}, permutation p (this low or lower by "
-              f"chance) {p:.3f} ({how})")
-
-
-def paired(ours, peer):
-    """Pair-by-pair differences (ours - peer), their mean and standard error, and the sign-flip test."""
-    if len(ours) != len(peer):
-        raise SystemExit(f"error: --paired needs as many --ours runs ({len(ours)}) as --peer runs ({len(peer)})")
-    diffs = [a - b for a, b in zip(ours, peer)]
-    mean = statistics.mean(diffs)
-    se = standard_error(diffs)
-    flips = list(itertools.product((1, -1), repeat=len(diffs)))
-    at_most = sum(statistics.mean(d * f for d, f in zip(diffs, signs)) <= mean + 1e-12 for signs in flips)
-    print("paired differences (ours - peer): " + ", ".join(f"{d:+.2f}" for d in diffs))
-    print(f"paired: mean {mean:+.2f}, standard error {se:.2f}, ours ahead in {sum(d >= 0 for d in diffs)} of "
-          f"{len(diffs)}, sign-flip p (a mean this low or lower by chance) {at_most / len(flips):.3f}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ cpf = load_script("data/ChemProtTextFormatting.py", "chemprot_formatting")
 
 # Gold relations of the five evaluated groups, from ../shared/data/README.md
 README_GOLD = {
+    "train": {"CPR:3": 768, "CPR:4": 2254, "CPR:5": 173, "CPR:6": 235, "CPR:9": 727},
     "dev": {"CPR:3": 550, "CPR:4": 1094, "CPR:5": 116, "CPR:6": 199, "CPR:9": 457},
     "test": {"CPR:3": 665, "CPR:4": 1661, "CPR:5": 195, "CPR:6": 293, "CPR:9": 644},
 }
-SPLIT_DIRS = {"dev": ("chemprot_development", "chemprot_development_gold_standard.tsv"),
+SPLIT_DIRS = {"train": ("chemprot_training", "chemprot_training_gold_standard.tsv"),
+              "dev": ("chemprot_development", "chemprot_development_gold_standard.tsv"),
               "test": ("chemprot_test_gs", "chemprot_test_gold_standard.tsv")}
 
 
@@ -112,7 +114,8 @@ def _read_rows(path):
 
 def test_hand_built_corpus_exact_rows(tmp_path):
     corpus = _hand_corpus(tmp_path / "in")
-    stats = cpf.format_corpus(corpus, tmp_path / "out", splits=["dev"], log=lambda _: None)["dev"]
+    stats = cpf.format_corpus(corpus, tmp_path / "out", splits=["dev"], duplicate_multi_label=False,
+                              log=lambda _: None)["dev"]
     s2 = "We tested {} (1.5 mM) on {} and {}."
     s3 = "{} binds {} and {} activity was low."
     assert _read_rows(tmp_path / "out" / "dev.tsv") == [
@@ -125,12 +128,19 @@ def test_hand_built_corpus_exact_rows(tmp_path):
     ]
     # 4 chemicals x 5 genes = 20 pairs: 6 written, T9/T8 overlap, 13 cross sentences
     assert (stats["written"], stats["overlapping"], stats["cross_sentence"]) == (6, 1, 13)
-    assert stats["cross_sentence_positive"] == 1 and stats["multi_label_dropped"] == 1
+    # gold: CPR:4, CPR:3 + CPR:9 on one pair, CPR:5 across sentences
+    assert (stats["gold"], stats["gold_written"], stats["lost_cross_sentence"], stats["lost_second_group"],
+            stats["lost_overlapping"]) == (4, 2, 1, 1, 0)
 
-    cpf.format_corpus(corpus, tmp_path / "dup", splits=["dev"], duplicate_multi_label=True,
-                      log=lambda _: None)
+    printed = []
+    stats = cpf.format_corpus(corpus, tmp_path / "dup", splits=["dev"], log=printed.append)["dev"]   # the default
     labels = [(r[0], r[2]) for r in _read_rows(tmp_path / "dup" / "dev.tsv")]
-    assert ("111.T3.T5", "CPR:3") in labels and ("111.T3.T5", "CPR:9") in labels
+    assert ("111.T3.T5", "CPR:3") in labels and ("111.T3.T5", "CPR:9") in labels and len(labels) == 7
+    assert (stats["gold"], stats["gold_written"], stats["lost_second_group"]) == (4, 3, 0)
+    assert printed[1:] == [
+        "dev: no row for 14 pairs (overlapping mentions 1, in different sentences 13)",
+        "dev: gold relations (evaluated CPR:3/4/5/6/9) 4, with their row 3, without 1: overlapping mentions 0, "
+        "in different sentences 1, a pair's second group 0"]
 
 
 def test_reads_nested_and_flat_zips(tmp_path):
@@ -209,9 +219,8 @@ def test_missing_split_file_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def formatted(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("chemprot")
-    stats = cpf.format_corpus(shared_data / "ChemProt_Corpus", out, splits=["dev", "test"],
-                              log=lambda _: None)
-    rows = {split: _read_rows(out / f"{split}.tsv") for split in ("dev", "test")}
+    stats = cpf.format_corpus(shared_data / "ChemProt_Corpus", out, log=lambda _: None)
+    rows = {split: _read_rows(out / f"{split}.tsv") for split in ("train", "dev", "test")}
     return stats, rows
 
 
@@ -245,45 +254,54 @@ def test_real_pair_counts(shared_data, formatted, split):
         overlapping += sum(c[1] < g[2] and g[1] < c[2] for c in chems for g in genes)
     s = stats[split]
     assert len(rows[split]) == s["written"]
-    assert s["written"] + s["overlapping"] + s["cross_sentence"] == pairs
+    # one row per pair, and one per gold group for a pair with several (each a different CPR group)
+    labels = collections.defaultdict(list)
+    for index, _, label in rows[split]:
+        labels[index].append(label)
+    for index, got in labels.items():
+        assert len(got) == 1 or (len(set(got)) == len(got) and "false" not in got), index
+    assert len(labels) + s["overlapping"] + s["cross_sentence"] == pairs
     assert s["overlapping"] == overlapping
-    assert len({r[0] for r in rows[split]}) == len(rows[split])  # one row per pair
     # BLUE kept overlapping pairs as one @CHEM-GENE$ row: dev 11268, test 15745 rows
     blue = {"dev": 11268, "test": 15745}[split]
-    assert abs(s["written"] + s["overlapping"] - blue) / blue < 0.02
+    assert abs(s["written"] + s["overlapping"] - blue) / blue < 0.02     # (BLUE wrote a row per group, as here)
 
 
-@pytest.mark.parametrize("split", ["dev", "test"])
-def test_real_gold_relations_appear_with_their_label(shared_data, formatted, split):
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
+def test_real_gold_relations_get_their_row_or_a_named_cause(shared_data, formatted, split):
+    """Every gold relation of the five groups has a row with its label, or its pair cannot have one: the two
+    mentions overlap, or no sentence holds both. The counts add up to the gold standard's, and no relation is
+    lost to a pair's second group or to a sentence split between its mentions (dev and test lose none)."""
     stats, rows = formatted
     docs, entities, gold = _raw_split(shared_data, split)
     assert collections.Counter(g[1] for g in gold) == README_GOLD[split]
-    by_index = {r[0]: r[2] for r in rows[split]}
-    groups = collections.defaultdict(set)
-    for pmid, group, arg1, arg2 in gold:
-        groups[f"{pmid}.{arg1[5:]}.{arg2[5:]}"].add(group)
-    found, second_label, lost = collections.Counter(), collections.Counter(), collections.Counter()
+    labels = collections.defaultdict(set)
+    for index, _, label in rows[split]:
+        labels[index].add(label)
+    found, lost = collections.Counter(), collections.Counter()
     for pmid, group, arg1, arg2 in gold:
         index = f"{pmid}.{arg1[5:]}.{arg2[5:]}"
-        if by_index.get(index) == group:
+        if group in labels.get(index, ()):
             found[group] += 1
-        elif index in by_index:
-            assert by_index[index] in groups[index] and len(groups[index]) > 1, index
-            second_label[group] += 1
+            continue
+        assert index not in labels, index              # a pair with a row has a row for each of its groups
+        (_, cs, ce), (_, gs, ge) = entities[pmid][arg1[5:]], entities[pmid][arg2[5:]]
+        if cs < ge and gs < ce:
+            lost["overlapping"] += 1
         else:
-            # not written: the mentions overlap or lie in different sentences
-            (_, cs, ce), (_, gs, ge) = entities[pmid][arg1[5:]], entities[pmid][arg2[5:]]
-            spans = cpf.document_sentences(*docs[pmid])
-            same = [(s, e) for s, e in spans if s <= min(cs, gs) and max(ce, ge) <= e]
-            assert (cs < ge and gs < ce) or not same, index
-            lost[group] += 1
+            mentions = [cpf.Entity(t, *v, "") for t, v in entities[pmid].items()]
+            spans = cpf.document_sentences(*docs[pmid], mentions)
+            assert not [(s, e) for s, e in spans if s <= min(cs, gs) and max(ce, ge) <= e], index
+            lost["cross_sentence"] += 1
+    s = stats[split]
     for group, total in README_GOLD[split].items():
-        assert found[group] + second_label[group] + lost[group] == total
-        assert stats[split][group] == found[group]
-    assert sum(lost.values()) == (stats[split]["cross_sentence_positive"]
-                                  + stats[split]["overlapping_positive"])
-    assert sum(second_label.values()) == stats[split]["multi_label_dropped"]
-    assert sum(lost.values()) <= 5  # the splitter keeps annotated pairs together
+        assert s[group] == found[group] <= total
+    assert s["gold"] == sum(README_GOLD[split].values())
+    assert (s["gold_written"], s["lost_overlapping"], s["lost_cross_sentence"], s["lost_second_group"]) == \
+        (sum(found.values()), lost["overlapping"], lost["cross_sentence"], 0)
+    assert s["gold"] == s["gold_written"] + s["lost_overlapping"] + s["lost_cross_sentence"]
+    if split != "train":
+        assert s["gold_written"] == s["gold"]        # every dev and test relation is scored
 
 
 @pytest.mark.parametrize("split", ["dev", "test"])

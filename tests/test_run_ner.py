@@ -2,12 +2,14 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 from helpers import run_python
 
 from biobert import conlleval, ner
@@ -31,10 +33,17 @@ def dllog(path):
     return [json.loads(line[5:]) for line in open(path, encoding="utf-8") if line.startswith("DLLL ")]
 
 
-def test_train_eval_predict_writes_every_output(ner_slice, tmp_path):
-    out = str(tmp_path / "out")
+@pytest.fixture(scope="module")
+def trained(ner_slice, tmp_path_factory):
+    """One tiny model trained, evaluated and predicted for the module (6 epochs): (output folder, stdout)."""
+    out = str(tmp_path_factory.mktemp("ner_trained") / "out")
     proc = run_ner(base_args(ner_slice, out, num_train_epochs=6) + ["--do_train", "--do_eval", "--do_predict",
                                                                     "--noamp", "--nouse_xla"])
+    return out, proc
+
+
+def test_train_eval_predict_writes_every_output(ner_slice, trained):
+    out, proc = trained
     for name in ("eval_results.txt", "label_test.txt", "test_labels.txt", "test_labels_errs.txt",
                  "test_results_conlleval.txt", "label_map.json", "bert_config.json", "checkpoint"):
         assert os.path.isfile(os.path.join(out, name)), name
@@ -63,9 +72,9 @@ def test_train_eval_predict_writes_every_output(ner_slice, tmp_path):
 
 def test_killed_run_resumes_at_saved_step(ner_slice, tmp_path):
     out = str(tmp_path / "out")
-    args = base_args(ner_slice, out, num_train_epochs=40, save_checkpoints_steps=20) + [
+    args = base_args(ner_slice, out, num_train_epochs=4, save_checkpoints_steps=20) + [
         "--do_train", "--noamp", "--nouse_xla"]
-    total = 40 * ner_slice["steps_per_epoch"]
+    total = 4 * ner_slice["steps_per_epoch"]
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "run_ner.py")] + args, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -104,9 +113,9 @@ def test_malformed_training_file_names_file_and_line(ner_slice, tmp_path):
     assert not os.path.exists(tmp_path / "out" / "checkpoint")
 
 
-def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, tmp_path):
+def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, trained, tmp_path):
     out = str(tmp_path / "out")
-    run_ner(base_args(ner_slice, out, num_train_epochs=1) + ["--do_train", "--noamp", "--nouse_xla"])
+    shutil.copytree(trained[0], out)                          # the module's trained model, in a folder of its own
     # Predicting with a bigger model config than the checkpoint in output_dir: one clear message.
     bigger = tmp_path / "bigger.json"
     cfg = json.load(open(ner_slice["config"]))

@@ -59,13 +59,13 @@ def test_phase1_then_phase2_from_its_checkpoint(records, tmp_path):
 
 def test_interrupted_pretraining_resumes_at_saved_step(records, tmp_path):
     out = str(tmp_path / "run")
-    python("run_pretraining.py", args_for(records, 1, out, num_train_steps=20) + ["--do_train"])
-    # A longer run in the same folder continues from step 20 where its input stopped (the saved iterator
+    python("run_pretraining.py", args_for(records, 1, out, num_train_steps=8) + ["--do_train"])
+    # A longer run in the same folder continues from step 8 where its input stopped (the saved iterator
     # position: nothing consumed is read again).
-    proc = python("run_pretraining.py", args_for(records, 1, out, num_train_steps=30) + ["--do_train"])
-    assert "resuming from" in proc.stdout and "at step 20" in proc.stdout
-    assert "input continues from its position at step 20" in proc.stdout
-    assert [s for s, _ in losses(os.path.join(out, "dllog.json"))] == list(range(1, 31))
+    proc = python("run_pretraining.py", args_for(records, 1, out, num_train_steps=12) + ["--do_train"])
+    assert "resuming from" in proc.stdout and "at step 8" in proc.stdout
+    assert "input continues from its position at step 8" in proc.stdout
+    assert [s for s, _ in losses(os.path.join(out, "dllog.json"))] == list(range(1, 13))
 
 
 def test_records_of_another_length_are_refused(records, tmp_path):

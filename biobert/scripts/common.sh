@@ -470,6 +470,56 @@ bb_finetune_main() {
     fi
 }
 
+# bb_pretrain_settings PHASE(1|2): the phase's sequence length, masked positions and argument defaults
+# (PT_SEQ, PT_MAX_PRED, PT_BS, PT_LR, PT_WARM, PT_STEPS, PT_ACC, PT_EVAL), for the run and its -h text.
+bb_pretrain_settings() {
+    case "$1" in
+        1) PT_SEQ=128; PT_MAX_PRED=20; PT_BS=128; PT_LR=9.625e-5; PT_WARM=1953; PT_STEPS=19531; PT_ACC=32; PT_EVAL=80 ;;
+        2) PT_SEQ=512; PT_MAX_PRED=80; PT_BS=16; PT_LR=2.9e-4; PT_WARM=434; PT_STEPS=4340; PT_ACC=128; PT_EVAL=26 ;;
+        *) bb_die "unknown pre-training phase '$1'" ;;
+    esac
+}
+
+# bb_pretrain_usage PHASE(1|2): the -h text of run_pretraining_pubmed_base_phase_<PHASE>.sh, its defaults from
+# bb_pretrain_settings.
+bb_pretrain_usage() {
+    local phase="$1" n=1 entry init_note=""
+    bb_pretrain_settings "$phase"
+    echo "Usage: bash biobert/scripts/run_pretraining_pubmed_base_phase_$phase.sh \
+$([ "$phase" = 1 ] && echo "[train_batch_size]
+         [learning_rate] [cased] [precision] [use_xla] [num_gpu] [warmup_steps] [train_steps]
+         [num_accumulation_steps]" || echo "[init_checkpoint]
+         [train_batch_size] [learning_rate] [cased] [precision] [use_xla] [num_gpu] [warmup_steps]
+         [train_steps] [num_accumulation_steps]") [save_checkpoint_steps] [eval_batch_size]"
+    echo
+    echo "Positional arguments [defaults]:"
+    if [ "$phase" = 2 ]; then
+        printf '%3d %-23s %s\n' 1 init_checkpoint "phase-1 checkpoint, or a folder (its latest checkpoint is taken)"
+        printf '%28s%s\n' "" "[latest checkpoint in <results>/biobert_phase_1]"
+        n=2
+    else
+        init_note=" Init: INIT_CHECKPOINT [\$BERT_DIR/bert_model.ckpt]
+(a Hugging Face folder works too)."
+    fi
+    for entry in "train_batch_size|per-process batch size [$PT_BS]" "learning_rate|[$PT_LR]" \
+        "cased|true | false [false]" "precision|fp16 -> --amp, anything else -> --noamp [fp16]" \
+        "use_xla|true | false [true with GPUs, false on CPU]" \
+        "num_gpu|processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]" \
+        "warmup_steps|[$PT_WARM]" "train_steps|[$PT_STEPS]" "num_accumulation_steps|[$PT_ACC]" \
+        "save_checkpoint_steps|[5000]" "eval_batch_size|[$PT_EVAL]"; do
+        printf '%3d %-23s %s\n' "$n" "${entry%%|*}" "${entry#*|}"
+        n=$((n + 1))
+    done
+    cat <<USAGE
+
+Data: \$DATA_ROOT/tfrecord/lower_case_<0|1>_seq_len_${PT_SEQ}_max_pred_${PT_MAX_PRED}_masked_lm_prob_0.15_random_seed_12345_
+dupe_factor_5_shard_<NUM_SHARDS=1472>_test_split_10/pubmed_baseline/{training,test}
+(INPUT_FILES_DIR / EVAL_FILES_DIR override).$init_note Checkpoints: CHECKPOINTS_DIR [<results>/biobert_phase_$phase].
+Log: <results>/tf_bert_bio_1n_phase${phase}_cased_<cased>_<precision>_gbs<N>.<yymmddHHMMSS>.log.
+Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR, PYTHON, DRY_RUN=1 (print commands only).
+USAGE
+}
+
 # bb_pretrain_main PHASE(1|2) ARGS...: the body of run_pretraining_pubmed_base_phase_{1,2}.sh.
 # Phase 1 ARGS: train_batch_size learning_rate cased precision use_xla num_gpu warmup_steps
 #   train_steps num_accumulation_steps save_checkpoint_steps eval_batch_size
@@ -479,19 +529,18 @@ bb_finetune_main() {
 # N = train_batch_size * num_gpu * num_accumulation_steps.
 bb_pretrain_main() {
     local phase="$1"; shift
-    local init_checkpoint="" results seq max_pred
+    local init_checkpoint="" results
     results="$(bb_results_dir)"
+    bb_pretrain_settings "$phase"
     if [ "$phase" = 1 ]; then
         bb_max_args 11 "$@"
         set -- "" "$@"
-        seq=128; max_pred=20
-        local d_bs=128 d_lr=9.625e-5 d_warm=1953 d_steps=19531 d_acc=32 d_eval=80
     else
         bb_max_args 12 "$@"
         init_checkpoint="${1:-}"
-        seq=512; max_pred=80
-        local d_bs=16 d_lr=2.9e-4 d_warm=434 d_steps=4340 d_acc=128 d_eval=26
     fi
+    local seq="$PT_SEQ" max_pred="$PT_MAX_PRED"
+    local d_bs="$PT_BS" d_lr="$PT_LR" d_warm="$PT_WARM" d_steps="$PT_STEPS" d_acc="$PT_ACC" d_eval="$PT_EVAL"
     local train_batch_size="${2:-$d_bs}"
     local learning_rate="${3:-$d_lr}"
     local cased="${4:-false}"
@@ -561,6 +610,145 @@ bb_pretrain_main() {
         --report_loss \
         "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" \
         "--init_checkpoint=$init_checkpoint"
+}
+
+# bb_benchmark_usage MODE(train|inference): the -h text of biobert_finetune_<MODE>_benchmark.sh.
+bb_benchmark_usage() {
+    local mode="$1" args what positional env output
+    if [ "$mode" = train ]; then
+        args="[task] [num_gpu] [bert_model] [cased]"
+        what='Fine-tunes for BENCH_EPOCHS epochs from the Google BERT checkpoint for every
+  seq_length in {128, 512} x train_batch_size in {8, 32, 64} x precision in {fp16, fp32}
+(fp16 runs with --amp --use_xla, fp32 with --noamp --nouse_xla) and prints, per run,
+  Throughput Average (sentences/sec) = X   and the latency p50/p90/p95/p99/p100 lines
+read from the run'"'"'s log and dllogger file, then the summary table.'
+        positional="  2 num_gpu     processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
+  3 bert_model  base | large [base]
+  4 cased       true | false [false]"
+        env="BENCH_EPOCHS [2.0], BENCH_SEQ_LENGTHS"
+        output="training_benchmark_<bert_model>_<cased|uncased>_num_gpu_<N>_<yymmddHHMMSS>/
+with one folder per run and the summary <task>_training_benchmark_bert_<bert_model>_gpu_<N>.log."
+    else
+        args="[task] [bert_model] [cased]"
+        what='Runs --do_eval/--do_predict for every
+  seq_length in {128, 512} x batch_size in {8, 32, 64} x {--amp with XLA, --noamp without XLA}
+and prints, per run, `Throughput Average (sentences/sec) = X` and the latency
+p50/p90/p95/p99/p100 lines read from the run'"'"'s log and dllogger file, then the summary table.'
+        positional="  2 bert_model  base | large [base]
+  3 cased       true | false [false]"
+        env="BENCH_SEQ_LENGTHS"
+        output="inference_benchmark_<bert_model>_<cased|uncased>_<yymmddHHMMSS>/
+with one folder per run and the summary <task>_inference_benchmark_bert_<bert_model>.log."
+    fi
+    cat <<USAGE
+Usage: bash biobert/scripts/biobert_finetune_${mode}_benchmark.sh $args
+
+$what
+
+Positional arguments [defaults]:
+  1 task        ner_bc5cdr-chem | ner_bc5cdr-disease | rel_chemprot [ner_bc5cdr-chem]
+$positional
+
+Environment: $env ["128 512"], BENCH_BATCH_SIZES ["8 32 64"],
+BENCH_PRECISIONS ["fp16 fp32"], INIT_CHECKPOINT [\$BERT_DIR/bert_model.ckpt], DATA_ROOT,
+BERT_DIR, VOCAB_FILE, BERT_CONFIG, BC5CDR_DATA, CHEMPROT_DATA, RESULTS_DIR, PYTHON, DRY_RUN=1.
+Output: <results>/tf_bert_biobert_<task>_$output
+USAGE
+}
+
+# bb_benchmark_main MODE(train|inference) ARGS...: the body of biobert_finetune_<MODE>_benchmark.sh: one short
+# run per seq_length x batch size x precision (train: fine-tuning for BENCH_EPOCHS on num_gpu processes;
+# inference: --do_eval/--do_predict on one), each run's throughput and latency collected into one summary.
+# train ARGS: task num_gpu bert_model cased; inference ARGS: task bert_model cased.
+bb_benchmark_main() {
+    local mode="$1"; shift
+    local task num_gpu=1 bert_model cased epochs="" kind gpu_tag="" header_tag=""
+    if [ "$mode" = train ]; then
+        bb_max_args 4 "$@"
+        task="${1:-ner_bc5cdr-chem}"
+        num_gpu="${2:-$(bb_default_num_gpu)}"
+        bert_model="${3:-base}"
+        cased="${4:-false}"
+        epochs="${BENCH_EPOCHS:-2.0}"
+        kind=training
+    else
+        bb_max_args 3 "$@"
+        task="${1:-ner_bc5cdr-chem}"
+        bert_model="${2:-base}"
+        cased="${3:-false}"
+        kind=inference
+    fi
+    bb_task_settings "$task"
+    if [ "$mode" = train ]; then
+        bb_check_number BENCH_EPOCHS "$epochs"
+    fi
+    bb_set_casing "$cased"
+    bb_set_bert_dir "$bert_model"
+    bb_set_launcher "$num_gpu"
+    local init_checkpoint="${INIT_CHECKPOINT:-$BERT_DIR/bert_model.ckpt}"
+    bb_set_model_file_flags "$init_checkpoint"
+    local results; results="$(bb_results_dir)"
+
+    local run_flags=(--do_prepare=true --do_train=false --do_eval=true --do_predict=true) size_name=batch_size
+    if [ "$mode" = train ]; then
+        run_flags=(--do_prepare=true --do_train=true --do_eval=false --do_predict=false)
+        size_name=train_batch_size
+        gpu_tag="_gpu_${num_gpu}"
+        header_tag=", $num_gpu GPU(s)"
+    fi
+    local out="$results/tf_bert_biobert_${task}_${kind}_benchmark_${bert_model}_${CASING_DIR_PREFIX}${gpu_tag:+_num$gpu_tag}_$(bb_datestamp)"
+    local summary="$out/${task}_${kind}_benchmark_bert_${bert_model}${gpu_tag}.log"
+    bb_mkdir "$out"
+    if [ "$TASK_NAME" = chemprot ]; then
+        bb_prepare_chemprot
+    fi
+    if ! bb_is_dry_run; then
+        {
+            echo "${kind^} performance benchmarking for BERT $bert_model from $init_checkpoint ($task$header_tag)"
+            printf 'precision\tseq_length\tbatch_size\tthroughput(sent/s)\tp50(ms)\tp90(ms)\tp95(ms)\tp99(ms)\tp100(ms)\n'
+        } > "$summary"
+    fi
+
+    local failed=() seq_length size precision use_xla res_dir log perf size_flags epoch_flags=()
+    if [ "$mode" = train ]; then epoch_flags=("--num_train_epochs=$epochs"); fi
+    for seq_length in ${BENCH_SEQ_LENGTHS:-128 512}; do
+        for size in ${BENCH_BATCH_SIZES:-8 32 64}; do
+            for precision in ${BENCH_PRECISIONS:-fp16 fp32}; do
+                bb_check_int seq_length "$seq_length"
+                bb_check_int "$size_name" "$size"
+                if [ "$precision" = fp16 ]; then use_xla=true; else use_xla=false; fi
+                res_dir="$out/bert_${bert_model}${gpu_tag}_sl_${seq_length}_prec_${precision}_bs_${size}"
+                log="$res_dir/${task}_${kind}_benchmark.log"
+                if [ "$mode" = train ]; then
+                    size_flags=("--train_batch_size=$size")
+                else
+                    size_flags=("--eval_batch_size=$size" "--predict_batch_size=$size")
+                fi
+                bb_mkdir "$res_dir"
+                bb_info "== $task: precision $precision, seq_length $seq_length, batch $size"
+                if ! bb_run_logged "$log" "${LAUNCHER[@]}" "$PYTHON" "$ENTRY" "${run_flags[@]}" \
+                    "--task_name=$TASK_NAME" \
+                    "${MODEL_FILE_FLAGS[@]}" \
+                    "--init_checkpoint=$init_checkpoint" \
+                    "${epoch_flags[@]}" \
+                    "--data_dir=$DATASET_DIR" \
+                    "--output_dir=$res_dir" \
+                    "--dllog_path=$res_dir/bert_dllog.json" \
+                    "${size_flags[@]}" \
+                    "--max_seq_length=$seq_length" \
+                    "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" "$CASE_FLAG"; then
+                    failed+=("$res_dir")
+                    bb_info "run failed, see $log"
+                fi
+                bb_is_dry_run && continue
+                perf="$(bb_collect_perf "${mode/inference/infer}" "$log" "$res_dir/bert_dllog.json")"
+                echo "$perf"
+                bb_summary_row "$summary" "$perf" "$precision" "$seq_length" "$size"
+            done
+        done
+    done
+
+    bb_finish_benchmark "$summary" ${failed[@]+"${failed[@]}"}
 }
 
 # bb_summary_row SUMMARY PERF PRECISION SEQ_LENGTH BATCH: append one tab-separated benchmark row
