@@ -72,8 +72,8 @@ def set_matmul_dtype(dtype):
     the time goes) are rounded to bfloat16, while biases, activations, residual sums, LayerNorm and softmax
     stay in float32. Keras's mixed_bfloat16 policy with Keras's Dense rounds every activation and gradient
     between the products and sums bias gradients in bfloat16: ~3 % error on MiniLM's encoder gradients
-    (13-40 % on its biases) against 0.5 % this way, which is also faster on a CPU
-    (benchmarks/precision_gradients.py, BENCHMARKS.md).
+    (13-40 % on its biases) against 0.5 % this way, which is also faster on a CPU (measured with
+    benchmarks/precision_gradients.py, removed since: ``git log -- benchmarks/precision_gradients.py``).
     """
     _MATMUL_DTYPE[0] = dtype
 
@@ -215,8 +215,6 @@ class ClassifierHead(keras.layers.Layer):
     features [..., H] -> logits [..., L] (float32).
     """
 
-    output_initializer = keras.initializers.TruncatedNormal     # Google's; called with stddev=0.02
-
     def __init__(self, num_labels, config, dropout=0.1, **kwargs):
         super().__init__(name="classifier", **kwargs)
         self.num_labels = num_labels
@@ -227,7 +225,7 @@ class ClassifierHead(keras.layers.Layer):
     def build(self, input_shape):
         self.output_weights = self.add_weight(
             name="output_weights", shape=(self.num_labels, self.config.hidden_size),
-            initializer=self.output_initializer(stddev=0.02))
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02))    # Google's
         self.output_bias = self.add_weight(name="output_bias", shape=(self.num_labels,), initializer="zeros")
 
     def call(self, features, training=False):
