@@ -187,9 +187,9 @@ def test_srun_two_tasks_train_like_one_process(slurm, worker_script, one_process
     assert_two_workers_match(tmp_path / "rank0.npz", tmp_path / "rank1.npz", one_process_reference)
 
 
-def test_sbatch_run_biobert_sub_pretrains_on_two_tasks(slurm, records, tmp_path):
-    """The original's cluster launch, `PHASE=1 ... sbatch -N1 --ntasks-per-node=2 run_biobert.sub`, on a tiny
-    BERT with records of the real PubMed sample laid out in the folders the script expects."""
+def pretraining_job_folders(records, tmp_path):
+    """The folders run_biobert.sub expects (Google's config, phase-1 records of the real PubMed sample) under
+    tmp_path/data, and a tiny initial checkpoint: (data folder, init checkpoint prefix)."""
     from biobert import checkpoints, modeling
     from biobert.config import BertConfig
 
@@ -203,7 +203,15 @@ def test_sbatch_run_biobert_sub_pretrains_on_two_tasks(slurm, records, tmp_path)
     (tfrec / "training").symlink_to(records[2]["train"])
     (tfrec / "test").symlink_to(records[2]["test"])
     model = modeling.build(modeling.BertPretrainer(BertConfig.from_json_file(str(records["config"]))))
-    init = checkpoints.save_checkpoint(str(tmp_path / "init"), 0, modeling.variable_map(model))
+    return data, checkpoints.save_checkpoint(str(tmp_path / "init"), 0, modeling.variable_map(model))
+
+
+def test_sbatch_run_biobert_sub_pretrains_on_two_tasks(slurm, records, tmp_path):
+    """The original's cluster launch, `PHASE=1 ... sbatch -N1 --ntasks-per-node=2 run_biobert.sub`, on a tiny
+    BERT with records of the real PubMed sample laid out in the folders the script expects."""
+    from biobert import checkpoints
+
+    data, init = pretraining_job_folders(records, tmp_path)
     results = tmp_path / "results"
     env = quiet_env(SLURM_CONF=slurm.env["SLURM_CONF"], BIOBERT_PORT_BASE=str(free_port_base(2)), PHASE="1",
                     BATCHSIZE="4", LEARNING_RATE="1e-3", NUM_ACCUMULATION_STEPS="2", TRAIN_STEPS="6",
@@ -262,3 +270,49 @@ def test_several_processes_on_a_node_take_one_gpu_each(monkeypatch):
     assert calls == [(["gpu1"], "GPU")] and notes == []
     assert distribution._pin_gpu(["gpu0"], notes) == ["gpu0"] and "2 processes on this node share 1 GPU" in notes[0]
     assert distribution._pin_gpu([], notes) == []
+
+
+def test_sbatch_job_signalled_before_its_end_requeues_itself_and_completes(slurm, records, tmp_path):
+    """USR1 (what `#SBATCH --signal=USR1@120` sends before the time limit) to a running run_biobert.sub job: the
+    two tasks checkpoint the same step and exit 75, the job requeues itself, resumes there and completes."""
+    import re
+    import time
+
+    data, init = pretraining_job_folders(records, tmp_path)
+    results = tmp_path / "results"
+    env = quiet_env(SLURM_CONF=slurm.env["SLURM_CONF"], PHASE="1", BATCHSIZE="4", LEARNING_RATE="1e-3",
+                    NUM_ACCUMULATION_STEPS="1", TRAIN_STEPS="400", WARMUP_STEPS="2", DATADIR=str(data),
+                    CHECKPOINTDIR=str(results), NUM_SHARDS="1", PYTHON=sys.executable, INIT_CHECKPOINT=init)
+    log = tmp_path / "job.out"
+    submitted = subprocess.run(["sbatch", "--parsable", "-N1", "--ntasks-per-node=2", f"--output={log}",
+                                "--open-mode=append", "biobert/scripts/run_biobert.sub"], capture_output=True,
+                               text=True, timeout=60, cwd=REPO, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+
+    def state():
+        out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, env=env).stdout
+        match = re.search(r"JobState=(\w+)", out)
+        return match.group(1) if match else "GONE"
+
+    def text():
+        return log.read_text(errors="replace") if log.exists() else ""
+
+    deadline = time.time() + 600
+    while time.time() < deadline and not re.search(r"step [3-9]\d*/400", text()):
+        assert state() in ("PENDING", "RUNNING", "CONFIGURING"), text() + slurm.logs()
+        time.sleep(1)
+    signalled = subprocess.run(["scancel", "--signal=USR1", job], capture_output=True, text=True, env=env)
+    assert signalled.returncode == 0, signalled.stderr
+    while time.time() < deadline and state() not in ("COMPLETED", "FAILED", "CANCELLED", "GONE"):
+        time.sleep(2)
+    output = text()
+    assert state() == "COMPLETED", output + slurm.logs()
+    match = re.search(r"preempted: stopped on SIGUSR1 after saving a checkpoint at step (\d+)", output)
+    assert match, output
+    step = int(match.group(1))
+    assert "requeueing job" in output
+    assert re.search(rf"resuming from \S+model.ckpt-{step} at step {step}", output), output
+    out = results / "biobert_phase_1"
+    figures = dict(line.strip().split(" = ") for line in open(out / "eval_results.txt"))
+    assert int(figures["global_step"]) == 400

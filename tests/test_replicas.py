@@ -223,8 +223,6 @@ def test_two_pretraining_workers_read_disjoint_records_and_together_all(numbered
 
 
 def test_resumed_pretraining_input_reads_no_record_twice(numbered_records, tmp_path):
-    import tensorflow as tf
-
     from biobert import pretraining, pretraining_data
 
     def dataset():
@@ -347,6 +345,18 @@ def test_workers_that_see_different_checkpoints_stop_at_once(tmp_path):
         assert "workers resumed at different steps" in output and "shared file system" in output
 
 
+def wait_for_a_checkpoint(procs, folder, timeout=300):
+    """Until the running workers have written their first checkpoint in ``folder``."""
+    import time
+
+    from biobert import checkpoints
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and not checkpoints.list_checkpoints(str(folder)):
+        assert all(p.poll() is None for p in procs)
+        time.sleep(0.5)
+
+
 def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tmp_path):
     import signal
     import time
@@ -358,10 +368,7 @@ def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tm
     shared = tmp_path / "shared"
     procs = start_two_workers(script, [shared, shared], 100000, save=5)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not checkpoints.list_checkpoints(str(shared)):
-            assert all(p.poll() is None for p in procs)
-            time.sleep(0.5)
+        wait_for_a_checkpoint(procs, shared)
         procs[1].send_signal(signal.SIGKILL)                      # kill -9 of worker 1, mid-training
         killed = time.time()
         output = procs[0].communicate(timeout=150)[0]
@@ -383,10 +390,9 @@ def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tm
 
 def test_a_signal_to_one_worker_stops_both_after_the_same_step(tmp_path):
     """SIGTERM to worker 1 only: the request travels with the gradient all-reduce, so both workers finish the same
-    step, the chief checkpoints it, both exit 75; the job started again resumes there."""
+    step, the chief checkpoints it there, both exit 75."""
     import re
     import signal
-    import time
 
     from biobert import checkpoints
 
@@ -395,10 +401,7 @@ def test_a_signal_to_one_worker_stops_both_after_the_same_step(tmp_path):
     shared = tmp_path / "shared"
     procs = start_two_workers(script, [shared, shared], 100000, save=5)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not checkpoints.list_checkpoints(str(shared)):
-            assert all(p.poll() is None for p in procs)
-            time.sleep(0.5)
+        wait_for_a_checkpoint(procs, shared)
         procs[1].send_signal(signal.SIGTERM)
         outputs = [p.communicate(timeout=150)[0] for p in procs]
     finally:
