@@ -426,8 +426,12 @@ class Trainer:
         if self.runtime.num_workers <= 1:
             return
         value = tf.constant([float(step), float(step) ** 2])
-        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: value * 1.0), axis=None)
-        mean, mean_square = (total.numpy() / self.runtime.num_replicas).tolist()
+
+        @tf.function
+        def summed():
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: value * 1.0), axis=None)
+
+        mean, mean_square = (summed().numpy() / self.runtime.num_replicas).tolist()
         if mean != step or abs(mean_square - mean * mean) > 0.5:
             raise InputError(f"workers resumed at different steps (this worker: step {step} from {what}): every "
                              "worker must see the same output_dir (a shared file system)",
