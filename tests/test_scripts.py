@@ -241,13 +241,40 @@ def test_environment_overrides_paths(sb):
     assert f["output_dir"] == "/out/run1"
 
 
-def test_results_dir_defaults_to_slash_results_or_cwd(sb):
+def test_results_dir_defaults_to_cwd_results_even_when_slash_results_exists(sb):
+    """Without RESULTS_DIR the scripts write to ./results (ignored by git), never to /results just because it
+    exists (the container sets RESULTS_DIR=/results)."""
     proc = sb.run("ner_bc5cdr-chem.sh", results=False)
     assert proc.returncode == 0, proc.stderr
     (cmd,) = parse_dry_run(proc.stdout)
-    writable = os.path.isdir("/results") and os.access("/results", os.W_OK)
-    expected = pathlib.Path("/results") if writable else sb.root / "results"
-    assert pathlib.Path(flags(cmd)["output_dir"]).parent == expected
+    assert pathlib.Path(flags(cmd)["output_dir"]).parent == sb.root / "results"
+    script = (SCRIPTS / "common.sh").read_text()
+    assert "/results" not in script.split("bb_results_dir() {")[1].split("}")[0]
+
+
+def test_phase_2_takes_the_config_phase_1_saved_beside_its_checkpoint(sb):
+    p1 = sb.results / "biobert_phase_1"
+    p1.mkdir(parents=True)
+    (p1 / "model.ckpt-20.index").write_text("")
+    (p1 / "bert_config.json").write_text("{}")
+    (cmd,) = sb.commands("run_pretraining_pubmed_base_phase_2.sh")
+    f = flags(cmd)
+    assert f["init_checkpoint"] == str(p1 / "model.ckpt-20")
+    assert f["bert_config_file"] == str(p1 / "bert_config.json")
+    (cmd,) = sb.commands("run_pretraining_pubmed_base_phase_2.sh", BERT_CONFIG="/c.json")
+    assert flags(cmd)["bert_config_file"] == "/c.json"
+
+
+def test_phase_1_finds_the_tfrecords_whatever_their_shard_count(sb):
+    stem = "tfrecord/lower_case_1_seq_len_128_max_pred_20_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_"
+    (sb.data / (stem + "3_test_split_10") / "pubmed_baseline").mkdir(parents=True)
+    f = flags(sb.commands("run_pretraining_pubmed_base_phase_1.sh")[0])
+    assert f["input_files_dir"] == str(sb.data / (stem + "3_test_split_10") / "pubmed_baseline" / "training")
+    f = flags(sb.commands("run_pretraining_pubmed_base_phase_1.sh", NUM_SHARDS=7)[0])
+    assert "_shard_7_test_split_10" in f["input_files_dir"]
+    (sb.data / (stem + "5_test_split_10")).mkdir(parents=True)
+    proc = sb.run("run_pretraining_pubmed_base_phase_1.sh")
+    assert proc.returncode == 1 and "set NUM_SHARDS" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [
