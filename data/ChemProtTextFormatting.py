@@ -432,6 +432,7 @@ def format_corpus(input_path, output_folder, splits=tuple(SPLITS), duplicate_mul
             if err.path is None:
                 raise InputError(f"{err} (split {split}, under {input_path})") from None
             raise
+        log(f"{split}: formatting {len(docs)} abstracts")
         results[split] = format_split(docs, entities, relations, duplicate_multi_label)
     os.makedirs(output_folder, exist_ok=True)
     summary = {}
