@@ -589,6 +589,7 @@ bb_pretrain_main() {
         "--num_accumulation_steps=$num_accumulation_steps" \
         "--learning_rate=$learning_rate" \
         --report_loss \
+        ${MAX_EVAL_STEPS:+"--max_eval_steps=$MAX_EVAL_STEPS"} \
         "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" \
         "--init_checkpoint=$init_checkpoint"
 }

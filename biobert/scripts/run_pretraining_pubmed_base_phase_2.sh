@@ -26,10 +26,13 @@ Positional arguments [defaults]:
  12 eval_batch_size         [26]
 
 Data: $DATA_ROOT/tfrecord/lower_case_<0|1>_seq_len_512_max_pred_80_masked_lm_prob_0.15_random_seed_12345_
-dupe_factor_5_shard_<NUM_SHARDS=1472>_test_split_10/pubmed_baseline/{training,test}
-(INPUT_FILES_DIR / EVAL_FILES_DIR override). Checkpoints: CHECKPOINTS_DIR [<results>/biobert_phase_2].
+dupe_factor_5_shard_<N>_test_split_10/pubmed_baseline/{training,test}, N the one such folder's
+(the data script derives it from the corpus size) or NUM_SHARDS
+(INPUT_FILES_DIR / EVAL_FILES_DIR override). Config: the bert_config.json beside the checkpoint (BERT_CONFIG overrides).
+Checkpoints: CHECKPOINTS_DIR [<results>/biobert_phase_2].
 Log: <results>/tf_bert_bio_1n_phase2_cased_<cased>_<precision>_gbs<N>.<yymmddHHMMSS>.log.
-Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR, PYTHON, DRY_RUN=1 (print commands only).
+Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR [./results], MAX_EVAL_STEPS [100 eval batches],
+PYTHON, DRY_RUN=1 (print commands only).
 USAGE
 }
 
