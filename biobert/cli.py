@@ -33,9 +33,12 @@ def filter_startup_noise(text):
 def import_tensorflow_quietly():
     """Import TensorFlow and look for devices (which initialises CUDA) with stderr captured at the file-descriptor
     level (the C++ runtime writes there directly); re-print what is not start-up noise. Returns the module."""
-    if VERBOSE or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    if VERBOSE:
         import tensorflow as tf
 
+        tf.config.list_physical_devices()
         return tf
     sys.stderr.flush()
     saved = os.dup(2)
