@@ -492,6 +492,15 @@ def test_sub_phase_2_defaults_in_container(sb):
         "/workspace/bert/data/download/google_pretrained_weights/cased_L-24_H-1024_A-16/bert_config.json"
     assert "lower_case_0_seq_len_512_max_pred_80" in f["input_files_dir"]
     assert inner[1] == "/workspace/bert/run_pretraining.py"
+    # phase 1 saved its config beside its checkpoints: phase 2 uses it, as the job sees it
+    (ck / "biobert_phase_1" / "bert_config.json").write_text("{}")
+    _, _, inner = sub_command(sb, PHASE=2, CONT="nvcr.io/x/bert:1", CHECKPOINTDIR=ck)
+    assert flags(inner)["bert_config_file"] == "/results/biobert_phase_1/bert_config.json"
+    # the TFRecord folder found on the host, whatever its shard count, named as the job sees it
+    folder = "lower_case_1_seq_len_512_max_pred_80_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_4_test_split_10"
+    (sb.data / "tfrecord" / folder).mkdir(parents=True)
+    _, _, inner = sub_command(sb, PHASE=2, CONT="nvcr.io/x/bert:1", CHECKPOINTDIR=ck, DATADIR=sb.data)
+    assert flags(inner)["input_files_dir"] == f"/workspace/bert/data/tfrecord/{folder}/pubmed_baseline/training"
 
 
 def test_sub_environment_overrides_and_bad_phase(sb):
