@@ -67,28 +67,11 @@ def _print_error(message):
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def parse_flags(argv):
-    """absl's flag parsing, but a bad value is one ``error:`` line (exit 1) and ``--help`` exits 0."""
-    from absl import flags
-
-    wants_help = any(a.split("=")[0] in ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
-                     for a in argv[1:])
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as err:
-        _print_error(err)
-        sys.exit(1)
-    except SystemExit as stop:
-        if wants_help and stop.code == 1:
-            sys.exit(0)
-        raise
-
-
 def run(main):
-    """``absl.app.run(main)`` with parse_flags as the flag parser."""
-    from absl import app
+    """``absl.app.run(main)``: a bad flag value is one ``error:`` line (exit 1), ``--help`` exits 0."""
+    from biobert.flags import run as run_main
 
-    app.run(main, flags_parser=parse_flags)
+    run_main(main)
 
 
 def main_guard(fn):

@@ -230,10 +230,9 @@ def run(task, FLAGS):
         splits["eval"] = first_examples(task.read(FLAGS.data_dir, "eval"), FLAGS.max_eval_examples)
     if FLAGS.do_predict:
         splits["test"] = first_examples(task.read(FLAGS.data_dir, "test"), FLAGS.max_predict_examples)
-    for split, cap in (("eval", FLAGS.max_eval_examples), ("test", FLAGS.max_predict_examples)):
-        if cap and split in splits:
-            log.info(f"{split}: the first {len(splits[split])} examples only (--max_{'predict' if split == 'test' else split}"
-                     f"_examples={cap})")
+    for split, flag in (("eval", "max_eval_examples"), ("test", "max_predict_examples")):
+        if getattr(FLAGS, flag) and split in splits:
+            log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
     start = time.time()
     features = {k: task.features(v, tokenizer, FLAGS.max_seq_length) for k, v in splits.items()}
     log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())

@@ -1,6 +1,7 @@
 """absl flags shared by the entry points (the original recipe's names and defaults), and ``check``: every flag
 value and combination a user can get wrong, tested before any work starts (cli.main_guard calls it)."""
 import os
+import sys
 
 from absl import flags
 
@@ -78,6 +79,34 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                       "similar length only). --nogroup_by_length keeps the plain shuffle, as Hugging Face's "
                       "Trainer does; for relation extraction each batch is then computed in up to 4 "
                       "length-sorted parts of at least 8 rows (the same loss and update, less padding).")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parsing: absl's, but a bad value is one ``error:`` line and ``--help`` exits 0 (absl exits 1)
+
+HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
+def parse_flags(argv):
+    """absl's flag parsing, but a bad value is one ``error:`` line (exit 1) and ``--help`` exits 0."""
+    wants_help = any(a.split("=")[0] in HELP_FLAGS for a in argv[1:])
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except SystemExit as stop:
+        if wants_help and stop.code == 1:
+            sys.exit(0)
+        raise
+
+
+def run(main):
+    """``absl.app.run(main)`` with parse_flags as the flag parser (entry points without TensorFlow use it
+    directly; the others through biobert.cli.run)."""
+    from absl import app
+
+    app.run(main, flags_parser=parse_flags)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import re
 import sys
 import zipfile
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -476,4 +476,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from biobert.flags import run
+
+    run(main)
