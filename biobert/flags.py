@@ -148,8 +148,9 @@ def check(FLAGS):
     if seq is not None and pred is not None and pred > seq:
         raise InputError(f"--max_predictions_per_seq {pred} exceeds --max_seq_length {seq}")
     steps, warmup = _get(FLAGS, "num_train_steps"), _get(FLAGS, "num_warmup_steps")
-    if steps is not None and warmup is not None and warmup > steps:
-        raise InputError(f"--num_warmup_steps {warmup} exceeds --num_train_steps {steps}")
+    if steps is not None and warmup is not None and warmup > steps and _get(FLAGS, "do_train"):
+        print(f"warning: --num_warmup_steps {warmup} exceeds --num_train_steps {steps}: the learning rate never "
+              "reaches --learning_rate", file=sys.stderr, flush=True)
     for name, what in (("bert_config_file", "BERT config file"), ("vocab_file", "vocabulary file")):
         path = _get(FLAGS, name)
         if path and not os.path.isfile(path):

@@ -88,7 +88,6 @@ def data_flags(**over):
     (finetuning_flags, {"vocab_file": "/no/such/vocab.txt"}, "vocabulary file not found"),
     (finetuning_flags, {"data_dir": "/no/such/folder"}, "data directory not found"),
     (finetuning_flags, {"init_checkpoint": "/no/such/bert_model.ckpt"}, "--init_checkpoint not found"),
-    (pretraining_flags, {"num_warmup_steps": 200}, "--num_warmup_steps 200 exceeds --num_train_steps 100"),
     (pretraining_flags, {"num_warmup_steps": -1}, "--num_warmup_steps must not be negative"),
     (pretraining_flags, {"max_predictions_per_seq": 200}, "--max_predictions_per_seq 200 exceeds --max_seq_length"),
     (pretraining_flags, {"display_loss_steps": 0}, "--display_loss_steps must be positive"),
@@ -104,6 +103,12 @@ def test_check_rejects_each_bad_value(make, over, message):
     with pytest.raises(InputError) as caught:
         biobert_flags.check(make(**over))
     assert message in str(caught.value)
+
+
+def test_warm_up_longer_than_training_is_a_warning(capsys):
+    biobert_flags.check(pretraining_flags(num_warmup_steps=200, do_train=True))
+    assert capsys.readouterr().err == ("warning: --num_warmup_steps 200 exceeds --num_train_steps 100: the learning "
+                                       "rate never reaches --learning_rate\n")
 
 
 def test_check_rejects_a_folder_without_a_checkpoint_and_both_config_sources(tmp_path, uncased_vocab):
