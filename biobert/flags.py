@@ -117,8 +117,8 @@ POSITIVE_INTS = ("train_batch_size", "eval_batch_size", "predict_batch_size", "m
                  "display_loss_steps", "max_eval_steps", "max_words", "num_train_steps", "max_eval_examples",
                  "max_predict_examples")
 NON_NEGATIVE_INTS = ("save_checkpoints_steps", "num_warmup_steps")
-POSITIVE_FLOATS = ("learning_rate", "num_train_epochs", "init_loss_scale")
-NON_NEGATIVE_FLOATS = ("weight_decay_rate",)
+POSITIVE_FLOATS = ("num_train_epochs", "init_loss_scale")
+NON_NEGATIVE_FLOATS = ("weight_decay_rate", "learning_rate")    # a rate of 0: replays that keep the weights
 PROPORTIONS = {"warmup_proportion": (0.0, 1.0, True), "short_seq_prob": (0.0, 1.0, True),
                "masked_lm_prob": (0.0, 1.0, False)}     # name: (low, high, low included)
 

@@ -79,7 +79,7 @@ def data_flags(**over):
     (finetuning_flags, {"max_eval_examples": 0}, "--max_eval_examples must be positive"),
     (finetuning_flags, {"max_predict_examples": -1}, "--max_predict_examples must be positive"),
     (finetuning_flags, {"save_checkpoints_steps": -1}, "--save_checkpoints_steps must not be negative"),
-    (finetuning_flags, {"learning_rate": 0.0}, "--learning_rate must be positive"),
+    (finetuning_flags, {"learning_rate": -1e-5}, "--learning_rate must not be negative"),
     (finetuning_flags, {"num_train_epochs": 0.0}, "--num_train_epochs must be positive"),
     (finetuning_flags, {"weight_decay_rate": -0.1}, "--weight_decay_rate must not be negative"),
     (finetuning_flags, {"warmup_proportion": 1.5}, "--warmup_proportion must lie in [0, 1], got 1.5"),
