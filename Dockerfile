@@ -16,5 +16,6 @@ COPY requirements.txt /workspace/bert/requirements.txt
 RUN python -m pip install --no-cache-dir -r requirements.txt
 
 COPY . /workspace/bert
+# Results go to the /results mount (scripts/docker/launch.sh), as in NVIDIA's container.
 ENV PYTHONPATH=/workspace/bert \
-    TF_CPP_MIN_LOG_LEVEL=1
+    RESULTS_DIR=/results

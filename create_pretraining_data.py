@@ -7,10 +7,11 @@ next_sentence_labels per instance, written atomically.
     python create_pretraining_data.py --input_file=shard_0.txt --output_file=shard_0.tfrecord \
         --vocab_file=vocab.txt --do_lower_case --max_seq_length=128 --max_predictions_per_seq=20
 """
-import sys
 import time
 
-from absl import app, flags
+from biobert import cli  # first: quiet TensorFlow start-up
+
+from absl import flags
 
 from biobert.errors import InputError, require_file
 
@@ -31,35 +32,32 @@ flags.DEFINE_float("short_seq_prob", 0.1,
 flags.DEFINE_bool("do_prepare", False, "Accepted for compatibility with the original scripts; ignored.")
 
 
+@cli.main_guard
 def main(argv):
     del argv
     from biobert import pretraining_data, tokenization
 
-    try:
-        for name in ("input_file", "output_file", "vocab_file"):
-            if not getattr(FLAGS, name):
-                raise InputError(f"--{name} is required")
-        input_files = pretraining_data.expand_input_files(FLAGS.input_file)
-        vocab_file = FLAGS.vocab_file
-        require_file(vocab_file, "vocabulary file")
-        tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=FLAGS.do_lower_case)
-        start = time.time()
-        counts = pretraining_data.create_pretraining_data(
-            input_files, FLAGS.output_file, tokenizer,
-            max_seq_length=FLAGS.max_seq_length,
-            max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-            masked_lm_prob=FLAGS.masked_lm_prob,
-            short_seq_prob=FLAGS.short_seq_prob,
-            dupe_factor=FLAGS.dupe_factor,
-            random_seed=FLAGS.random_seed,
-            do_whole_word_mask=FLAGS.do_whole_word_mask)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    for name in ("input_file", "output_file", "vocab_file"):
+        if not getattr(FLAGS, name):
+            raise InputError(f"--{name} is required")
+    input_files = pretraining_data.expand_input_files(FLAGS.input_file)
+    vocab_file = FLAGS.vocab_file
+    require_file(vocab_file, "vocabulary file")
+    tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=FLAGS.do_lower_case)
+    start = time.time()
+    counts = pretraining_data.create_pretraining_data(
+        input_files, FLAGS.output_file, tokenizer,
+        max_seq_length=FLAGS.max_seq_length,
+        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+        masked_lm_prob=FLAGS.masked_lm_prob,
+        short_seq_prob=FLAGS.short_seq_prob,
+        dupe_factor=FLAGS.dupe_factor,
+        random_seed=FLAGS.random_seed,
+        do_whole_word_mask=FLAGS.do_whole_word_mask)
     print(f"wrote {counts['instances']} instances from {counts['documents']} documents "
           f"({counts['sentences']} sentences) to {FLAGS.output_file} in {time.time() - start:.1f}s")
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

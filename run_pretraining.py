@@ -4,14 +4,17 @@ r"""Pre-train BERT on PubMed (masked LM + next-sentence prediction) with LAMB, A
         --bert_config_file=bert_config.json --init_checkpoint=bert_model.ckpt --do_train --do_eval \
         --max_seq_length=128 --max_predictions_per_seq=20 --num_accumulation_steps=32
 """
-from biobert import cli  # noqa: F401  (quiet TensorFlow start-up)
+import os
 
-from absl import app, flags
+from biobert import cli  # quiet TensorFlow start-up
 
+from absl import flags
+
+from biobert import checkpoints, pretraining
 from biobert import flags as biobert_flags
-from biobert import pretraining
+from biobert.errors import InputError
 
-biobert_flags.define_common(dllog_path="/results/bert_dllog.json")
+biobert_flags.define_common()
 flags.DEFINE_string("input_files_dir", None, "Directory (or comma-separated files/globs) of training TFRecords.")
 flags.DEFINE_string("eval_files_dir", None, "Directory (or comma-separated files/globs) of evaluation TFRecords.")
 flags.DEFINE_enum("optimizer_type", "lamb", ["lamb", "adam"], "Optimizer: LAMB (NVIDIA's form) or Adam with "
@@ -39,10 +42,29 @@ flags.DEFINE_float("init_loss_scale", 2 ** 32, "Initial dynamic loss scale (floa
 FLAGS = flags.FLAGS
 
 
+def resolve_config_file(FLAGS):
+    """--bert_config_file, else the bert_config.json a resumed run saved in --output_dir, else the config that
+    comes with --init_checkpoint (a Hugging Face folder's config.json; bert_config.json beside a TF checkpoint,
+    as a Google release or phase 1 of this recipe leaves it)."""
+    if FLAGS.bert_config_file:
+        return FLAGS.bert_config_file
+    saved = os.path.join(FLAGS.output_dir or "", "bert_config.json")
+    if FLAGS.output_dir and checkpoints.latest_checkpoint(FLAGS.output_dir) and os.path.isfile(saved):
+        return saved
+    found = checkpoints.model_files(FLAGS.init_checkpoint)["config"]
+    if found:
+        return found
+    raise InputError("--bert_config_file is required (or an --init_checkpoint with config.json / bert_config.json "
+                     "in its folder)")
+
+
 @cli.main_guard
 def main(_):
+    if not FLAGS.output_dir:
+        raise InputError("--output_dir is required")
+    FLAGS.bert_config_file = resolve_config_file(FLAGS)
     pretraining.run(FLAGS)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

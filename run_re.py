@@ -3,9 +3,9 @@ r"""Fine-tune BERT / BioBERT for relation extraction (ChemProt: CPR:3, 4, 5, 6, 
     python run_re.py --task_name=chemprot --do_train --do_eval --do_predict --data_dir=DIR \
         --init_checkpoint=CKPT --vocab_file=vocab.txt --bert_config_file=bert_config.json --output_dir=OUT
 """
-from biobert import cli  # noqa: F401  (quiet TensorFlow start-up)
+from biobert import cli  # first: quiet TensorFlow start-up
 
-from absl import app, flags
+from absl import flags
 
 from biobert import finetuning
 from biobert import flags as biobert_flags
@@ -26,4 +26,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

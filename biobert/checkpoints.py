@@ -33,6 +33,28 @@ def hf_folder(path):
     return None
 
 
+def model_files(init_checkpoint):
+    """The model files that come with ``init_checkpoint``: {"config": path or None, "vocab": path or None}.
+
+    A Hugging Face folder: its config.json and vocab.txt. A TF checkpoint (prefix, or folder with a
+    ``checkpoint`` file): bert_config.json and vocab.txt in its folder, as Google's and BioBERT's releases
+    ship them and as this project saves bert_config.json beside every checkpoint it writes.
+    """
+    found = {"config": None, "vocab": None}
+    if not init_checkpoint:
+        return found
+    folder = hf_folder(init_checkpoint)
+    names = {"config": "config.json", "vocab": "vocab.txt"}
+    if folder is None:
+        folder = init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint) or "."
+        names["config"] = "bert_config.json"
+    for key, name in names.items():
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            found[key] = path
+    return found
+
+
 def resolve_tf_checkpoint(path):
     """A TF checkpoint prefix for ``path`` (a prefix, or a folder with a ``checkpoint`` file), else None."""
     if os.path.isdir(path):

@@ -17,6 +17,18 @@ class InputError(Exception):
         super().__init__(where + message)
 
 
+PREEMPTED_EXIT_STATUS = 75      # EX_TEMPFAIL: "try again" (run_biobert.sub requeues the job on it)
+
+
+class Preempted(Exception):
+    """The run stopped on SIGTERM/SIGUSR1 after checkpointing the step every worker agreed on."""
+
+    def __init__(self, step, signal_name):
+        self.step = step
+        super().__init__(f"stopped on {signal_name} after saving a checkpoint at step {step}: run the same command "
+                         "again to resume")
+
+
 def require_file(path, what="file"):
     """Raise InputError unless ``path`` is an existing regular file; returns the path as str."""
     import os

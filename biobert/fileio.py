@@ -1,7 +1,41 @@
-"""Atomic output files: write to a temporary file beside the target, then rename over it."""
+"""Atomic output files: write to a temporary file beside the target, then rename over it.
+
+The file gets the permissions ``open()`` would give it (0666 less the process umask for a new file, the old
+file's mode when it replaces one), not mkstemp's private 0600, so colleagues can read results on a shared
+cluster as the user's umask allows.
+"""
 import contextlib
 import os
+import stat
 import tempfile
+
+
+def current_umask():
+    """The process umask (read without changing it where /proc tells it; else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(path):
+    """The permission bits ``open(path, "w")`` would leave: the existing file's, else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def publish(tmp, path):
+    """Give ``tmp`` the mode ``open()`` would give ``path``, then rename it over ``path`` atomically."""
+    os.chmod(tmp, creation_mode(path))
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -20,7 +54,7 @@ def atomic_open(path, mode="w", encoding="utf-8"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from biobert import checkpoints, conlleval, modeling, ner, re_eval, relation, training
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
+from biobert.progress import Progress
 from biobert.tokenization import FullTokenizer
 
 
@@ -171,18 +172,40 @@ def _mean_loss(features, probs, label_key, weight_key):
 # ----------------------------------------------------------------------------------------------------------
 # The job
 
-def resolve_model_files(bert_config_file, vocab_file, init_checkpoint):
-    """Config and vocab paths; a Hugging Face folder given as init_checkpoint supplies the missing ones."""
-    folder = checkpoints.hf_folder(init_checkpoint) if init_checkpoint else None
-    if not bert_config_file and folder and os.path.isfile(os.path.join(folder, "config.json")):
-        bert_config_file = os.path.join(folder, "config.json")
-    if not vocab_file and folder and os.path.isfile(os.path.join(folder, "vocab.txt")):
-        vocab_file = os.path.join(folder, "vocab.txt")
-    if not bert_config_file:
-        raise InputError("--bert_config_file is required (or an --init_checkpoint folder with config.json)")
+def resolve_model_files(bert_config_file, vocab_file, init_checkpoint, bert_model=None):
+    """(BertConfig or config path, vocab path). Given flags win; else --bert_model's preset (vocab_size from
+    the vocabulary); else the files that come with --init_checkpoint (checkpoints.model_files)."""
+    found = checkpoints.model_files(init_checkpoint)
+    vocab_file = vocab_file or found["vocab"]
     if not vocab_file:
-        raise InputError("--vocab_file is required (or an --init_checkpoint folder with vocab.txt)")
-    return bert_config_file, vocab_file
+        raise InputError("--vocab_file is required (or an --init_checkpoint with vocab.txt in its folder)")
+    if bert_config_file:
+        return bert_config_file, vocab_file
+    if bert_model:
+        return preset_config(bert_model, vocab_file), vocab_file
+    if found["config"]:
+        return found["config"], vocab_file
+    raise InputError("--bert_config_file is required (or --bert_model=tiny|base|large, or an --init_checkpoint "
+                     "with config.json / bert_config.json in its folder)")
+
+
+def preset_config(bert_model, vocab_file):
+    """The BertConfig of a --bert_model preset, its vocab_size the number of lines of ``vocab_file``."""
+    from biobert.config import BertConfig
+    from biobert.flags import PRESETS
+
+    with open(vocab_file, encoding="utf-8", errors="replace") as handle:
+        vocab_size = sum(1 for _ in handle)
+    return BertConfig(vocab_size=vocab_size, **PRESETS[bert_model])
+
+
+def first_examples(examples, count):
+    """The first ``count`` examples (all when None), never ending inside a sentence split into pieces."""
+    if count is None or count >= len(examples):
+        return examples
+    while count < len(examples) and getattr(examples[count], "piece", 0) > 0:
+        count += 1
+    return examples[:count]
 
 
 def run(task, FLAGS):
@@ -194,7 +217,8 @@ def run(task, FLAGS):
             raise InputError(f"--{name} is required")
     if not os.path.isdir(FLAGS.data_dir):
         raise InputError("data directory not found", path=FLAGS.data_dir)
-    config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint)
+    config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
+                                                  FLAGS.bert_model)
     bert_config, runtime, log = start_job(FLAGS, config_file)
     tokenizer = FullTokenizer(vocab_file, do_lower_case=FLAGS.do_lower_case)
 
@@ -203,9 +227,12 @@ def run(task, FLAGS):
         splits["train"] = task.read(FLAGS.data_dir, "train")
     task.prepare_labels(FLAGS.output_dir, splits.get("train"), FLAGS.init_checkpoint)
     if FLAGS.do_eval:
-        splits["eval"] = task.read(FLAGS.data_dir, "eval")
+        splits["eval"] = first_examples(task.read(FLAGS.data_dir, "eval"), FLAGS.max_eval_examples)
     if FLAGS.do_predict:
-        splits["test"] = task.read(FLAGS.data_dir, "test")
+        splits["test"] = first_examples(task.read(FLAGS.data_dir, "test"), FLAGS.max_predict_examples)
+    for split, flag in (("eval", "max_eval_examples"), ("test", "max_predict_examples")):
+        if getattr(FLAGS, flag) and split in splits:
+            log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
     start = time.time()
     features = {k: task.features(v, tokenizer, FLAGS.max_seq_length) for k, v in splits.items()}
     log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
@@ -225,6 +252,8 @@ def run(task, FLAGS):
             raise InputError(f"{len(features['train'])} training examples do not fill one batch of {global_batch}",
                              path=FLAGS.data_dir)
         num_train_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
+        if FLAGS.num_train_steps:
+            num_train_steps = FLAGS.num_train_steps
     train_config = training.TrainConfig(
         output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=max(num_train_steps, 1),
         num_warmup_steps=int(num_train_steps * FLAGS.warmup_proportion), decay_from_warmup=True, optimizer_type="adam",
@@ -291,11 +320,14 @@ def run(task, FLAGS):
 
 
 def infer(trainer, task, features, batch_size, max_seq_length, log, split):
-    """Model outputs per example (probabilities), with throughput and latency percentiles in the log."""
+    """Model outputs per example (probabilities), with throughput and latency percentiles in the log, and a
+    progress line (examples done of total) every 30 s (biobert.progress)."""
     logits = [None] * len(features)
     latencies, start = [], time.time()
     batches = training.inference_batches(features, batch_size, max_seq_length)
     first = True
+    done = 0
+    progress = Progress(split, total=len(features), emit=log.info)
     for idx, batch in batches:
         began = time.time()
         out = next(trainer.predict([batch]))
@@ -304,6 +336,8 @@ def infer(trainer, task, features, batch_size, max_seq_length, log, split):
         first = False
         for row, i in enumerate(idx):
             logits[i] = out[row]
+        done += len(idx)
+        progress.update(done)
     elapsed = time.time() - start
     stats = {"throughput_val": len(features) / elapsed if elapsed else 0.0}
     if latencies:

@@ -1,17 +1,33 @@
-"""absl flags shared by the entry points (the original recipe's names and defaults)."""
+"""absl flags shared by the entry points (the original recipe's names and defaults), and ``check``: every flag
+value and combination a user can get wrong, tested before any work starts (cli.main_guard calls it)."""
+import os
+import sys
+
 from absl import flags
 
+from biobert.errors import InputError
 
-def define_common(dllog_path="/results/bert_dllog.json"):
+# --bert_model presets: BertConfig values (vocab_size comes from the vocabulary).
+PRESETS = {
+    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}
+
+
+def define_common(dllog_path=None):
     flags.DEFINE_string("bert_config_file", None, "The config json file of the pre-trained BERT model (Google's "
-                        "bert_config.json or a Hugging Face config.json). Optional when --init_checkpoint is a "
-                        "Hugging Face folder: its config.json is used.")
+                        "bert_config.json or a Hugging Face config.json). Optional when --init_checkpoint comes "
+                        "with one: a Hugging Face folder's config.json, or bert_config.json in the folder of a TF "
+                        "checkpoint (Google's and BioBERT's releases, this project's checkpoints).")
     flags.DEFINE_string("output_dir", None, "Where checkpoints, predictions and results are written. A checkpoint "
                         "already there is resumed.")
     flags.DEFINE_string("init_checkpoint", None, "Initial weights: a TF1 checkpoint (bert_model.ckpt, "
                         "model.ckpt-N, as Google/NGC/BioBERT ship them), a Hugging Face folder with "
                         "model.safetensors, or a checkpoint of this project. Weights only.")
-    flags.DEFINE_string("dllog_path", dllog_path, "Filename of the dllogger-style JSON-lines run log.")
+    flags.DEFINE_string("dllog_path", dllog_path, "Filename of the dllogger-style JSON-lines run log [default: "
+                        "<output_dir>/bert_dllog.json; the original wrote /results/bert_dllog.json]. Each run "
+                        "appends to it, starting with a PARAMETER line (the command and the flag values).")
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save the model checkpoint (the latest is kept).")
     flags.DEFINE_bool("horovod", False, "Accepted for compatibility with the original launch (mpirun ... --horovod). "
                       "Horovod does not build against TensorFlow 2.21; the same multi-process launch runs on "
@@ -35,6 +51,9 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_string("data_dir", None, "The input data dir (train/dev/test files of the task).")
     flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary the BERT model was trained on. Optional "
                         "when --init_checkpoint is a Hugging Face folder: its vocab.txt is used.")
+    flags.DEFINE_enum("bert_model", None, sorted(PRESETS), "A built-in model size to use instead of "
+                      "--bert_config_file (vocab_size from the vocabulary): 'tiny' (2 layers, hidden 128) trains in "
+                      "seconds to try the recipe; 'base' and 'large' are Google's BERT-base and BERT-large.")
     flags.DEFINE_bool("do_lower_case", do_lower_case, "Lower-case the input (True for uncased models).")
     flags.DEFINE_integer("max_seq_length", max_seq_length, "Maximum total input length after WordPiece "
                          "tokenization; longer inputs are truncated, shorter ones padded per batch.")
@@ -48,6 +67,11 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                        "it times the number of replicas (GPUs over all processes), as the original times "
                        "hvd.size().")
     flags.DEFINE_float("num_train_epochs", num_train_epochs, "Total number of training epochs to perform.")
+    flags.DEFINE_integer("num_train_steps", None, "Number of optimizer steps to train; overrides "
+                         "--num_train_epochs (for quick checks).")
+    flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N dev examples only (quick checks).")
+    flags.DEFINE_integer("max_predict_examples", None, "Predict the first N test examples only (quick checks; "
+                         "the scores then cover those examples).")
     flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup "
                        "for. E.g., 0.1 = 10% of training.")
     flags.DEFINE_integer("iterations_per_loop", 100, "How many training steps between progress lines in the log "
@@ -61,3 +85,128 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                       "similar length only). --nogroup_by_length keeps the plain shuffle, as Hugging Face's "
                       "Trainer does; for relation extraction each batch is then computed in up to 4 "
                       "length-sorted parts of at least 8 rows (the same loss and update, less padding).")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parsing: absl's, but a bad value is one ``error:`` line and ``--help`` exits 0 (absl exits 1)
+
+HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
+def parse_flags(argv):
+    """absl's flag parsing, but a bad value is one ``error:`` line (exit 1) and ``--help`` exits 0."""
+    wants_help = any(a.split("=")[0] in HELP_FLAGS for a in argv[1:])
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except SystemExit as stop:
+        if wants_help and stop.code == 1:
+            sys.exit(0)
+        raise
+
+
+def run(main):
+    """``absl.app.run(main)`` with parse_flags as the flag parser (entry points without TensorFlow use it
+    directly; the others through biobert.cli.run)."""
+    from absl import app
+
+    app.run(main, flags_parser=parse_flags)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checks before any work
+
+POSITIVE_INTS = ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length",
+                 "num_accumulation_steps", "iterations_per_loop", "max_predictions_per_seq", "dupe_factor",
+                 "display_loss_steps", "max_eval_steps", "max_words", "num_train_steps", "max_eval_examples",
+                 "max_predict_examples")
+NON_NEGATIVE_INTS = ("save_checkpoints_steps", "num_warmup_steps")
+POSITIVE_FLOATS = ("num_train_epochs", "init_loss_scale")
+NON_NEGATIVE_FLOATS = ("weight_decay_rate", "learning_rate")    # a rate of 0: replays that keep the weights
+PROPORTIONS = {"warmup_proportion": (0.0, 1.0, True), "short_seq_prob": (0.0, 1.0, True),
+               "masked_lm_prob": (0.0, 1.0, False)}     # name: (low, high, low included)
+
+
+def _get(FLAGS, name):
+    return getattr(FLAGS, name) if name in FLAGS else None
+
+
+def check(FLAGS):
+    """Raise InputError for the first flag value or combination that cannot work. Reads no data beyond the
+    vocabulary (its casing) and writes nothing."""
+    for name in POSITIVE_INTS + POSITIVE_FLOATS:
+        value = _get(FLAGS, name)
+        if value is not None and not value > 0:
+            raise InputError(f"--{name} must be positive, got {value}")
+    for name in NON_NEGATIVE_INTS + NON_NEGATIVE_FLOATS:
+        value = _get(FLAGS, name)
+        if value is not None and value < 0:
+            raise InputError(f"--{name} must not be negative, got {value}")
+    for name, (low, high, low_included) in PROPORTIONS.items():
+        value = _get(FLAGS, name)
+        if value is not None and not ((low <= value if low_included else low < value) and value <= high):
+            raise InputError(f"--{name} must lie in {'[' if low_included else '('}{low:g}, {high:g}], got {value}")
+    seq, pred = _get(FLAGS, "max_seq_length"), _get(FLAGS, "max_predictions_per_seq")
+    if seq is not None and seq < 3:
+        raise InputError(f"--max_seq_length must be at least 3 ([CLS], a token, [SEP]), got {seq}")
+    if seq is not None and pred is not None and pred > seq:
+        raise InputError(f"--max_predictions_per_seq {pred} exceeds --max_seq_length {seq}")
+    steps, warmup = _get(FLAGS, "num_train_steps"), _get(FLAGS, "num_warmup_steps")
+    if steps is not None and warmup is not None and warmup > steps and _get(FLAGS, "do_train"):
+        print(f"warning: --num_warmup_steps {warmup} exceeds --num_train_steps {steps}: the learning rate never "
+              "reaches --learning_rate", file=sys.stderr, flush=True)
+    for name, what in (("bert_config_file", "BERT config file"), ("vocab_file", "vocabulary file")):
+        path = _get(FLAGS, name)
+        if path and not os.path.isfile(path):
+            raise InputError(f"{what} not found (--{name})", path=path)
+    if _get(FLAGS, "bert_config_file") and _get(FLAGS, "bert_model"):
+        raise InputError("pass --bert_config_file or --bert_model, not both")
+    for name in ("data_dir",):
+        path = _get(FLAGS, name)
+        if path and not os.path.isdir(path):
+            raise InputError(f"data directory not found (--{name})", path=path)
+    init = _get(FLAGS, "init_checkpoint")
+    if init:
+        from biobert import checkpoints
+
+        if checkpoints.hf_folder(init) is None and checkpoints.resolve_tf_checkpoint(init) is None:
+            what = "folder holds no model.safetensors and no 'checkpoint' file" if os.path.isdir(init) else \
+                "not found"
+            raise InputError(f"--init_checkpoint {what} (expected a TF checkpoint prefix such as "
+                             "bert_model.ckpt or model.ckpt-1000, a folder with a 'checkpoint' file, or a Hugging "
+                             "Face folder with model.safetensors)", path=init)
+    if "do_lower_case" in FLAGS and "vocab_file" in FLAGS:
+        from biobert import checkpoints
+
+        vocab = FLAGS.vocab_file or (checkpoints.model_files(init)["vocab"] if init else None)
+        if vocab and os.path.isfile(vocab):
+            check_casing(vocab, FLAGS.do_lower_case)
+
+
+def vocabulary_is_cased(vocab_file):
+    """True when more than 1% of the vocabulary's word pieces hold a capital letter (Google's cased vocabulary:
+    29 %; the uncased one: 2 of 30522)."""
+    total = capitals = 0
+    with open(vocab_file, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            token = line.strip()
+            if not token or (token.startswith("[") and token.endswith("]")):
+                continue
+            total += 1
+            capitals += any(c.isupper() for c in token)
+    return total > 0 and capitals > 0.01 * total
+
+
+def check_casing(vocab_file, do_lower_case):
+    """Stop when the vocabulary's casing contradicts --do_lower_case (as Google's
+    tokenization.validate_case_matches_checkpoint did for the known checkpoints)."""
+    cased = vocabulary_is_cased(vocab_file)
+    if cased and do_lower_case:
+        raise InputError("the vocabulary is cased (it holds capitalised word pieces) but --do_lower_case is true: "
+                         "the text would be lower-cased and its capitals never matched; pass --nodo_lower_case "
+                         "(or an uncased vocabulary)", path=vocab_file)
+    if not cased and not do_lower_case:
+        raise InputError("the vocabulary is uncased but --do_lower_case is false: every capitalised word would "
+                         "become [UNK]; pass --do_lower_case (or a cased vocabulary)", path=vocab_file)

@@ -11,7 +11,7 @@ positives are rows predicted non-false; gold positives are rows whose gold label
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,5 +135,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from biobert.flags import run
+
     define_flags()
-    app.run(main)
+    run(main)

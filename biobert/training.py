@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from biobert import checkpoints, modeling, optimization
-from biobert.errors import InputError
+from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted  # noqa: F401 (re-exported)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -219,7 +219,6 @@ class TrainingDiverged(InputError):
     """Too many consecutive steps with non-finite gradients."""
 
 
-PREEMPTED_EXIT_STATUS = 75      # EX_TEMPFAIL: "try again" (run_biobert.sub requeues the job on it)
 PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
 
 
@@ -238,15 +237,6 @@ def worker_lost(err, output_dir):
                   first[0] if first else type(err).__name__)
     return WorkerLost(f"lost contact with {who} ({type(err).__name__}: {reason[:160]}); this worker stops. The last "
                       "checkpoint in output_dir is intact: start the same job again to resume", path=output_dir)
-
-
-class Preempted(Exception):
-    """The run stopped on SIGTERM/SIGUSR1 after checkpointing the step every worker agreed on."""
-
-    def __init__(self, step, signal_name):
-        self.step = step
-        super().__init__(f"stopped on {signal_name} after saving a checkpoint at step {step}: run the same command "
-                         "again to resume")
 
 
 @dataclasses.dataclass

@@ -38,7 +38,7 @@ import re
 import sys
 import zipfile
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -444,6 +444,7 @@ def format_corpus(input_path, output_folder, splits=tuple(SPLITS), duplicate_mul
             if err.path is None:
                 raise InputError(f"{err} (split {split}, under {input_path})") from None
             raise
+        log(f"{split}: formatting {len(docs)} abstracts")
         results[split] = format_split(docs, entities, relations, duplicate_multi_label)
     os.makedirs(output_folder, exist_ok=True)
     summary = {}
@@ -489,4 +490,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from biobert.flags import run
+
+    run(main)

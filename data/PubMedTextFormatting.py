@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from biobert.errors import InputError  # noqa: E402
 from biobert.fileio import atomic_open  # noqa: E402
+from biobert.progress import Progress  # noqa: E402
 
 # Escaped HTML-like markup that some MEDLINE records carry as text (e.g. "&lt;i&gt;").
 _ESCAPED_MARKUP = re.compile(r"</?(?:i|b|u|em|strong|sup|sub|sc|br|p|mml:[a-z]+)(?:\s[^<>]*)?/?>", re.IGNORECASE)
@@ -93,11 +94,14 @@ class PubMedTextFormatting:
     def merge(self):
         counts = {"files": 0, "citations": 0, "written": 0, "skipped_no_abstract": 0}
         files = self.input_files()
+        progress = Progress("PubMed text formatting", unit="citations")
         with atomic_open(self.output_filename, "w") as out:
             for path in files:
                 counts["files"] += 1
                 for _pmid, title, abstract in iter_medline_articles(path):
                     counts["citations"] += 1
+                    if progress.update(counts["citations"]):
+                        print(f"  (file {counts['files']} of {len(files)}: {os.path.basename(path)})", flush=True)
                     if not abstract:
                         counts["skipped_no_abstract"] += 1
                         continue

@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from biobert.errors import InputError  # noqa: E402
+from biobert.progress import Progress  # noqa: E402
 
 # Abbreviations frequent in biomedical text that Punkt should never treat as sentence ends.
 BIOMEDICAL_ABBREVIATIONS = (
@@ -157,9 +158,11 @@ class Sharding:
                 open(p, "w", encoding="utf-8").close()
         buffered = 0
         total = 0
+        progress = Progress("sharding", unit="articles")
         try:
             for index, article in enumerate(self._articles()):
                 total += 1
+                progress.update(total)
                 sentences = self.segmenter.segment_string(article)
                 if not sentences:
                     continue

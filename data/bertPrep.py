@@ -3,6 +3,7 @@
     BERT_PREP_WORKING_DIR=/data python data/bertPrep.py --action download --dataset pubmed_baseline
     ... --action text_formatting --dataset pubmed_baseline
     ... --action sharding --dataset pubmed_baseline [--n_training_shards N --n_test_shards M]
+            (without them: one shard per 10000 articles of a split, at least 1, at most 1472)
     ... --action create_tfrecord_files --dataset pubmed_baseline --max_seq_length 128 \
             --max_predictions_per_seq 20 --vocab_file /path/vocab.txt [--do_lower_case 0]
 
@@ -27,6 +28,60 @@ sys.path.insert(0, REPO)
 from biobert.errors import InputError  # noqa: E402
 
 DATASETS = ("pubmed_baseline", "pubmed_daily_update", "google_pretrained_weights")
+ARTICLES_PER_SHARD = 10000   # the full baseline (~15M abstracts) gives the original's 1472 training shards
+MAX_SHARDS = 1472
+
+
+def shards_for(articles):
+    """How many shards a split of ``articles`` articles gets when the count is not given."""
+    return max(1, min(MAX_SHARDS, articles // ARTICLES_PER_SHARD))
+
+
+def count_articles(paths):
+    """Non-blank lines (articles) of one-article-per-line files."""
+    total = 0
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            total += sum(1 for line in handle if line.strip())
+    return total
+
+
+def derive_shard_counts(args, inputs):
+    """Fill in args.n_training_shards / n_test_shards (when not given) from the corpus size."""
+    from TextSharding import is_test_article
+
+    if args.n_training_shards is not None and args.n_test_shards is not None:
+        return
+    articles = count_articles(inputs)
+    test = sum(1 for i in range(articles) if is_test_article(i, args.fraction_test_set)) \
+        if args.fraction_test_set > 0 else 0
+    if args.n_training_shards is None:
+        args.n_training_shards = shards_for(articles - test)
+    if args.n_test_shards is None:
+        args.n_test_shards = shards_for(test)
+    print(f"{articles} articles ({articles - test} training, {test} test): {args.n_training_shards} training "
+          f"and {args.n_test_shards} test shards (N_TRAINING_SHARDS / N_TEST_SHARDS or --n_training_shards / "
+          f"--n_test_shards override)")
+
+
+def shard_file(dirs, dataset, split, index):
+    return os.path.join(dirs["sharded"], dataset, split, f"{dataset}_{split}_{index}.txt")
+
+
+def count_shards(dirs, dataset, split):
+    """The number of consecutive shard files 0, 1, ... of ``split`` that sharding wrote."""
+    n = 0
+    while os.path.isfile(shard_file(dirs, dataset, split, n)):
+        n += 1
+    return n
+
+
+def remove_stale_shards(dirs, dataset, split, keep):
+    """Delete shard files numbered ``keep`` and above (left by an earlier run with more shards)."""
+    n = keep
+    while os.path.isfile(shard_file(dirs, dataset, split, n)):
+        os.remove(shard_file(dirs, dataset, split, n))
+        n += 1
 
 
 def tfrecord_folder_name(args):
@@ -53,8 +108,7 @@ _WORKER = {}
 
 
 def _init_worker(vocab_file, do_lower_case):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from biobert import tokenization
+    from biobert import cli, tokenization  # noqa: F401  (cli: TensorFlow imported without its start-up chatter)
 
     _WORKER["tokenizer"] = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
 
@@ -110,12 +164,12 @@ def create_tfrecord_files(args, dirs):
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(max(1, min(args.n_processes, len(jobs))), _init_worker,
                       (args.vocab_file, bool(args.do_lower_case))) as pool:
-            for output_file, instances, note in pool.imap_unordered(_create_one, jobs):
+            for done, (output_file, instances, note) in enumerate(pool.imap_unordered(_create_one, jobs), 1):
                 if instances is None:
                     failures.append(note)
                     print(f"FAILED {output_file}: {note}", file=sys.stderr)
                 else:
-                    print(f"wrote {output_file}: {instances} instances in {note}")
+                    print(f"[{done}/{len(jobs)}] wrote {output_file}: {instances} instances in {note}", flush=True)
     if failures:
         raise InputError(f"{len(failures)} shards failed:\n  " + "\n  ".join(failures))
     return outputs
@@ -125,6 +179,23 @@ def main(args):
     working_dir = args.working_dir or os.environ.get("BERT_PREP_WORKING_DIR")
     if not working_dir:
         raise InputError("set BERT_PREP_WORKING_DIR (or --working_dir) to the data root")
+    for name in ("n_training_shards", "n_test_shards", "n_processes", "dupe_factor", "max_seq_length",
+                 "max_predictions_per_seq"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name} must be positive, got {value}")
+    if not 0.0 <= args.fraction_test_set < 1.0:
+        raise InputError(f"--fraction_test_set must lie in [0, 1), got {args.fraction_test_set}")
+    if not 0.0 < args.masked_lm_prob <= 1.0:
+        raise InputError(f"--masked_lm_prob must lie in (0, 1], got {args.masked_lm_prob}")
+    if args.action == "create_tfrecord_files":
+        dirs = directory_structure(working_dir, args)   # the sharded folder does not depend on the counts
+        for split, name in (("training", "n_training_shards"), ("test", "n_test_shards")):
+            if getattr(args, name) is None:
+                setattr(args, name, count_shards(dirs, args.dataset, split))
+        if args.n_training_shards == 0:
+            raise InputError("no training shards: run --action sharding first",
+                             path=os.path.join(dirs["sharded"], args.dataset, "training"))
     dirs = directory_structure(working_dir, args)
     print(f"Working directory: {working_dir}\nAction: {args.action}\nDataset: {args.dataset}")
 
@@ -153,10 +224,13 @@ def main(args):
         for path in inputs:
             if not os.path.isfile(path):
                 raise InputError("input file not found (run --action text_formatting first)", path=path)
+        derive_shard_counts(args, inputs)
         segmenter = NLTKSegmenter(train_text=read_training_sample(inputs))
         print(f"sentence segmentation: {segmenter.source}")
         result = Sharding(inputs, prefix, args.n_training_shards, args.n_test_shards, args.fraction_test_set,
                           segmenter=segmenter).run()
+        remove_stale_shards(dirs, args.dataset, "training", args.n_training_shards)
+        remove_stale_shards(dirs, args.dataset, "test", args.n_test_shards if "test" in result else 0)
         for split in ("training", "test"):
             if split in result:
                 r = result[split]
@@ -180,8 +254,11 @@ def build_parser():
                              "(default: env PUBMED_LOCAL_DIR / GOOGLE_PRETRAINED_WEIGHTS_DIR).")
     parser.add_argument("--base_url", default=None, help="download: PubMed listing URL (default: NCBI).")
     parser.add_argument("--input_files", default=None, help="sharding: comma-separated input files (no spaces).")
-    parser.add_argument("--n_training_shards", type=int, default=1472, help="Number of training shards.")
-    parser.add_argument("--n_test_shards", type=int, default=1472, help="Number of test shards.")
+    parser.add_argument("--n_training_shards", type=int, default=None,
+                        help="Number of training shards [sharding: one per 10000 training articles, 1 to 1472; "
+                             "create_tfrecord_files: as many as sharding wrote].")
+    parser.add_argument("--n_test_shards", type=int, default=None,
+                        help="Number of test shards [as --n_training_shards, for the test articles].")
     parser.add_argument("--fraction_test_set", type=float, default=0.1,
                         help="Fraction (0..1) of the articles withheld for the test split.")
     parser.add_argument("--segmentation_method", default="nltk", choices=["nltk"], help="Sentence segmentation.")

@@ -3,14 +3,17 @@
 # TFRecords for phase 1 (seq 128, max_pred 20) and phase 2 (seq 512, max_pred 80).
 #
 # Environment (defaults in brackets):
-#   BERT_PREP_WORKING_DIR  data root [<repo>/data]
+#   BERT_PREP_WORKING_DIR  data root [<repo>/data; its download/, formatted_one_article_per_line/, sharded/
+#                          and tfrecord/ folders are ignored by git]
 #   PUBMED_LOCAL_DIR       folder of *.xml.gz to use instead of downloading from NCBI [unset]
 #   PUBMED_BASE_URL        PubMed baseline listing [https://ftp.ncbi.nlm.nih.gov/pubmed/baseline/]
 #   VOCAB_FILE             vocabulary for every casing below [the Google vocab of each casing under
 #                          $BERT_PREP_WORKING_DIR/download/google_pretrained_weights/]
 #   CASINGS                which vocabularies: "uncased", "cased" or both ["uncased cased"]
 #   PHASES                 "1", "2" or both ["1 2"]
-#   N_TRAINING_SHARDS [1472]  N_TEST_SHARDS [1472]  FRACTION_TEST_SET [0.1]
+#   N_TRAINING_SHARDS, N_TEST_SHARDS  shards per split [one per 10000 articles of the split, 1 to 1472:
+#                          the full baseline gives the original's 1472, a small sample 1]
+#   FRACTION_TEST_SET      [0.1]
 #   N_PROCESSES            parallel TFRecord workers [number of cores]
 #   SKIP_DOWNLOAD=1        start from already downloaded XML
 set -euo pipefail
@@ -20,13 +23,11 @@ export BERT_PREP_WORKING_DIR="${BERT_PREP_WORKING_DIR:-${SCRIPT_DIR}}"
 PYTHON="${PYTHON:-python3}"
 CASINGS="${CASINGS:-uncased cased}"
 PHASES="${PHASES:-1 2}"
-N_TRAINING_SHARDS="${N_TRAINING_SHARDS:-1472}"
-N_TEST_SHARDS="${N_TEST_SHARDS:-1472}"
 FRACTION_TEST_SET="${FRACTION_TEST_SET:-0.1}"
 N_PROCESSES="${N_PROCESSES:-$(nproc 2>/dev/null || echo 4)}"
 PREP=("${PYTHON}" "${SCRIPT_DIR}/bertPrep.py" --dataset pubmed_baseline)
-SHARDS=(--n_training_shards "${N_TRAINING_SHARDS}" --n_test_shards "${N_TEST_SHARDS}"
-        --fraction_test_set "${FRACTION_TEST_SET}")
+SHARDS=(${N_TRAINING_SHARDS:+--n_training_shards "${N_TRAINING_SHARDS}"}
+        ${N_TEST_SHARDS:+--n_test_shards "${N_TEST_SHARDS}"} --fraction_test_set "${FRACTION_TEST_SET}")
 
 # Download (or copy from PUBMED_LOCAL_DIR)
 if [[ "${SKIP_DOWNLOAD:-0}" != 1 ]]; then

@@ -27,7 +27,7 @@ USER_SCRIPTS = [p for p in ALL_SCRIPTS if p.name != "common.sh"]
 # variables the scripts read; cleared so the caller's environment cannot leak into a test
 SCRIPT_VARS = """DATA_ROOT BERT_DIR VOCAB_FILE BERT_CONFIG BC5CDR_DATA CHEMPROT_DATA CHEMPROT_CORPUS
 RESULTS_DIR OUTPUT_DIR PYTHON DRY_RUN INIT_CHECKPOINT CHECKPOINTS_DIR INPUT_FILES_DIR EVAL_FILES_DIR
-NUM_SHARDS N_TRAINING_SHARDS BENCH_EPOCHS BENCH_SEQ_LENGTHS BENCH_BATCH_SIZES BENCH_PRECISIONS SEQ_LENGTH PHASE BATCHSIZE
+NUM_SHARDS N_TRAINING_SHARDS MAX_EVAL_STEPS BENCH_EPOCHS BENCH_SEQ_LENGTHS BENCH_BATCH_SIZES BENCH_PRECISIONS SEQ_LENGTH PHASE BATCHSIZE
 LEARNING_RATE NUM_ACCUMULATION_STEPS TRAIN_STEPS WARMUP_STEPS DO_LOWER_CASE DO_BERT_BASE CONT MOUNTS
 DATADIR CHECKPOINTDIR SLURM_SUBMIT_DIR SLURM_JOB_NUM_NODES IMAGE DATA_DIR PYTHON_HELPER EPOCHS""".split()
 
@@ -242,13 +242,40 @@ def test_environment_overrides_paths(sb):
     assert f["output_dir"] == "/out/run1"
 
 
-def test_results_dir_defaults_to_slash_results_or_cwd(sb):
+def test_results_dir_defaults_to_cwd_results_even_when_slash_results_exists(sb):
+    """Without RESULTS_DIR the scripts write to ./results (ignored by git), never to /results just because it
+    exists (the container sets RESULTS_DIR=/results)."""
     proc = sb.run("ner_bc5cdr-chem.sh", results=False)
     assert proc.returncode == 0, proc.stderr
     (cmd,) = parse_dry_run(proc.stdout)
-    writable = os.path.isdir("/results") and os.access("/results", os.W_OK)
-    expected = pathlib.Path("/results") if writable else sb.root / "results"
-    assert pathlib.Path(flags(cmd)["output_dir"]).parent == expected
+    assert pathlib.Path(flags(cmd)["output_dir"]).parent == sb.root / "results"
+    script = (SCRIPTS / "common.sh").read_text()
+    assert "/results" not in script.split("bb_results_dir() {")[1].split("}")[0]
+
+
+def test_phase_2_takes_the_config_phase_1_saved_beside_its_checkpoint(sb):
+    p1 = sb.results / "biobert_phase_1"
+    p1.mkdir(parents=True)
+    (p1 / "model.ckpt-20.index").write_text("")
+    (p1 / "bert_config.json").write_text("{}")
+    (cmd,) = sb.commands("run_pretraining_pubmed_base_phase_2.sh")
+    f = flags(cmd)
+    assert f["init_checkpoint"] == str(p1 / "model.ckpt-20")
+    assert f["bert_config_file"] == str(p1 / "bert_config.json")
+    (cmd,) = sb.commands("run_pretraining_pubmed_base_phase_2.sh", BERT_CONFIG="/c.json")
+    assert flags(cmd)["bert_config_file"] == "/c.json"
+
+
+def test_phase_1_finds_the_tfrecords_whatever_their_shard_count(sb):
+    stem = "tfrecord/lower_case_1_seq_len_128_max_pred_20_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_"
+    (sb.data / (stem + "3_test_split_10") / "pubmed_baseline").mkdir(parents=True)
+    f = flags(sb.commands("run_pretraining_pubmed_base_phase_1.sh")[0])
+    assert f["input_files_dir"] == str(sb.data / (stem + "3_test_split_10") / "pubmed_baseline" / "training")
+    f = flags(sb.commands("run_pretraining_pubmed_base_phase_1.sh", NUM_SHARDS=7)[0])
+    assert "_shard_7_test_split_10" in f["input_files_dir"]
+    (sb.data / (stem + "5_test_split_10")).mkdir(parents=True)
+    proc = sb.run("run_pretraining_pubmed_base_phase_1.sh")
+    assert proc.returncode == 1 and "set NUM_SHARDS" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -507,6 +534,15 @@ def test_sub_phase_2_defaults_in_container(sb):
         "/workspace/bert/data/download/google_pretrained_weights/cased_L-24_H-1024_A-16/bert_config.json"
     assert "lower_case_0_seq_len_512_max_pred_80" in f["input_files_dir"]
     assert inner[1] == "/workspace/bert/run_pretraining.py"
+    # phase 1 saved its config beside its checkpoints: phase 2 uses it, as the job sees it
+    (ck / "biobert_phase_1" / "bert_config.json").write_text("{}")
+    _, _, inner = sub_command(sb, PHASE=2, CONT="nvcr.io/x/bert:1", CHECKPOINTDIR=ck)
+    assert flags(inner)["bert_config_file"] == "/results/biobert_phase_1/bert_config.json"
+    # the TFRecord folder found on the host, whatever its shard count, named as the job sees it
+    folder = "lower_case_1_seq_len_512_max_pred_80_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_4_test_split_10"
+    (sb.data / "tfrecord" / folder).mkdir(parents=True)
+    _, _, inner = sub_command(sb, PHASE=2, CONT="nvcr.io/x/bert:1", CHECKPOINTDIR=ck, DATADIR=sb.data)
+    assert flags(inner)["input_files_dir"] == f"/workspace/bert/data/tfrecord/{folder}/pubmed_baseline/training"
 
 
 def test_sub_environment_overrides_and_bad_phase(sb):

@@ -13,7 +13,7 @@
 #   BC5CDR_DATA    NER data folder           [$DATA_ROOT/biobert/BC5CDR/<chem|disease>]
 #   CHEMPROT_DATA  ChemProt train/dev/test.tsv folder  [$DATA_ROOT/biobert/chemprot-data_treeLSTM]
 #   CHEMPROT_CORPUS original ChemProt corpus folder    [$DATA_ROOT/biobert/ChemProt_Corpus]
-#   RESULTS_DIR    results root                 [/results when writable, else ./results]
+#   RESULTS_DIR    results root                 [./results]
 #   OUTPUT_DIR     exact output folder of a fine-tuning run (overrides the generated name)
 #   PYTHON         interpreter for the entry points        [python]
 #   DRY_RUN=1      print the commands (after a line "DRY_RUN:") instead of running them
@@ -86,12 +86,11 @@ bb_default_use_xla() {
     if [ "$(bb_default_num_gpu)" -gt 1 ] || nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then echo true; else echo false; fi
 }
 
-# bb_results_dir: print RESULTS_DIR, else /results when it is a writable folder, else $PWD/results.
+# bb_results_dir: print RESULTS_DIR, else $PWD/results (ignored by git when $PWD is the repository). The
+# original wrote under /results (its container's mount); set RESULTS_DIR=/results for that.
 bb_results_dir() {
     if [ -n "${RESULTS_DIR:-}" ]; then
         echo "$RESULTS_DIR"
-    elif [ -d /results ] && [ -w /results ]; then
-        echo /results
     else
         echo "$PWD/results"
     fi
@@ -144,23 +143,33 @@ bb_is_hf_folder() {
 }
 
 # bb_set_model_file_flags INIT_CHECKPOINT [with_vocab=1]: fill the array MODEL_FILE_FLAGS with
-# --vocab_file / --bert_config_file. A Hugging Face folder brings its own files, so then only
-# the explicitly given VOCAB_FILE / BERT_CONFIG are passed.
+# --vocab_file / --bert_config_file. VOCAB_FILE / BERT_CONFIG win when set. Otherwise a Hugging Face folder
+# brings its own config.json and vocab.txt (nothing passed), a checkpoint with bert_config.json / vocab.txt
+# beside it (a Google or BioBERT release, a phase-1 result of this project) uses those, and anything else
+# takes them from $BERT_DIR.
 bb_set_model_file_flags() {
-    local init="$1" with_vocab="${2:-1}"
+    local init="$1" with_vocab="${2:-1}" beside
     MODEL_FILE_FLAGS=()
-    if bb_is_hf_folder "$init"; then
-        if [ "$with_vocab" = 1 ] && [ -n "${VOCAB_FILE:-}" ]; then
+    if [ -d "$init" ]; then beside="$init"; else beside="$(dirname "$init")"; fi
+    if [ "$with_vocab" = 1 ]; then
+        if [ -n "${VOCAB_FILE:-}" ]; then
             MODEL_FILE_FLAGS+=("--vocab_file=$VOCAB_FILE")
+        elif bb_is_hf_folder "$init"; then
+            :
+        elif [ -f "$beside/vocab.txt" ]; then
+            MODEL_FILE_FLAGS+=("--vocab_file=$beside/vocab.txt")
+        else
+            MODEL_FILE_FLAGS+=("--vocab_file=$BERT_DIR/vocab.txt")
         fi
-        if [ -n "${BERT_CONFIG:-}" ]; then
-            MODEL_FILE_FLAGS+=("--bert_config_file=$BERT_CONFIG")
-        fi
+    fi
+    if [ -n "${BERT_CONFIG:-}" ]; then
+        MODEL_FILE_FLAGS+=("--bert_config_file=$BERT_CONFIG")
+    elif bb_is_hf_folder "$init"; then
+        :
+    elif [ -f "$beside/bert_config.json" ]; then
+        MODEL_FILE_FLAGS+=("--bert_config_file=$beside/bert_config.json")
     else
-        if [ "$with_vocab" = 1 ]; then
-            MODEL_FILE_FLAGS+=("--vocab_file=${VOCAB_FILE:-$BERT_DIR/vocab.txt}")
-        fi
-        MODEL_FILE_FLAGS+=("--bert_config_file=${BERT_CONFIG:-$BERT_DIR/bert_config.json}")
+        MODEL_FILE_FLAGS+=("--bert_config_file=$BERT_DIR/bert_config.json")
     fi
 }
 
@@ -483,7 +492,7 @@ bb_pretrain_settings() {
 # bb_pretrain_usage PHASE(1|2): the -h text of run_pretraining_pubmed_base_phase_<PHASE>.sh, its defaults from
 # bb_pretrain_settings.
 bb_pretrain_usage() {
-    local phase="$1" n=1 entry init_note=""
+    local phase="$1" n=1 entry init_note="" config_note=""
     bb_pretrain_settings "$phase"
     echo "Usage: bash biobert/scripts/run_pretraining_pubmed_base_phase_$phase.sh \
 $([ "$phase" = 1 ] && echo "[train_batch_size]
@@ -497,9 +506,10 @@ $([ "$phase" = 1 ] && echo "[train_batch_size]
         printf '%3d %-23s %s\n' 1 init_checkpoint "phase-1 checkpoint, or a folder (its latest checkpoint is taken)"
         printf '%28s%s\n' "" "[latest checkpoint in <results>/biobert_phase_1]"
         n=2
+        config_note=" Config: the bert_config.json beside the checkpoint (BERT_CONFIG overrides)."
     else
         init_note=" Init: INIT_CHECKPOINT [\$BERT_DIR/bert_model.ckpt]
-(a Hugging Face folder works too)."
+(a Hugging Face folder works too; config and vocab come from beside it)."
     fi
     for entry in "train_batch_size|per-process batch size [$PT_BS]" "learning_rate|[$PT_LR]" \
         "cased|true | false [false]" "precision|fp16 -> --amp, anything else -> --noamp [fp16]" \
@@ -513,11 +523,35 @@ $([ "$phase" = 1 ] && echo "[train_batch_size]
     cat <<USAGE
 
 Data: \$DATA_ROOT/tfrecord/lower_case_<0|1>_seq_len_${PT_SEQ}_max_pred_${PT_MAX_PRED}_masked_lm_prob_0.15_random_seed_12345_
-dupe_factor_5_shard_<NUM_SHARDS=1472>_test_split_10/pubmed_baseline/{training,test}
-(INPUT_FILES_DIR / EVAL_FILES_DIR override).$init_note Checkpoints: CHECKPOINTS_DIR [<results>/biobert_phase_$phase].
+dupe_factor_5_shard_<N>_test_split_10/pubmed_baseline/{training,test}, N the one such folder's
+(the data script derives it from the corpus size) or NUM_SHARDS
+(INPUT_FILES_DIR / EVAL_FILES_DIR override).$init_note$config_note Checkpoints: CHECKPOINTS_DIR [<results>/biobert_phase_$phase].
 Log: <results>/tf_bert_bio_1n_phase${phase}_cased_<cased>_<precision>_gbs<N>.<yymmddHHMMSS>.log.
-Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR, PYTHON, DRY_RUN=1 (print commands only).
+Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR [./results], MAX_EVAL_STEPS [100 eval batches],
+PYTHON, DRY_RUN=1 (print commands only).
 USAGE
+}
+
+# bb_tfrecord_dir LOWER(0|1) SEQ MAX_PRED: print the pubmed_baseline folder of the TFRecords
+# data/create_biobert_datasets_from_start.sh made under $DATA_ROOT/tfrecord for these settings. The folder
+# name holds the number of training shards: NUM_SHARDS (or N_TRAINING_SHARDS) when set, else the one
+# such folder there is (the data script derives the count from the corpus size), else the original's 1472.
+bb_tfrecord_dir() {
+    local stem="$DATA_ROOT/tfrecord/lower_case_$1_seq_len_$2_max_pred_$3_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_"
+    local shards="${NUM_SHARDS:-${N_TRAINING_SHARDS:-}}" found=() d
+    if [ -z "$shards" ]; then
+        for d in "$stem"*_test_split_10; do
+            [ -d "$d" ] && found+=("$d")
+        done
+        if [ "${#found[@]}" -eq 1 ]; then
+            echo "${found[0]}/pubmed_baseline"
+            return 0
+        elif [ "${#found[@]}" -gt 1 ]; then
+            bb_die "several TFRecord folders match ${stem}*: set NUM_SHARDS to the number of training shards"
+        fi
+        shards=1472
+    fi
+    echo "${stem}${shards}_test_split_10/pubmed_baseline"
 }
 
 # bb_pretrain_main PHASE(1|2) ARGS...: the body of run_pretraining_pubmed_base_phase_{1,2}.sh.
@@ -578,8 +612,8 @@ bb_pretrain_main() {
     fi
     bb_set_model_file_flags "$init_checkpoint" 0
 
-    local shards="${NUM_SHARDS:-${N_TRAINING_SHARDS:-1472}}"
-    local tfrec="$DATA_ROOT/tfrecord/lower_case_${DO_LOWER_CASE}_seq_len_${seq}_max_pred_${max_pred}_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_${shards}_test_split_10/pubmed_baseline"
+    local tfrec
+    tfrec="$(bb_tfrecord_dir "$DO_LOWER_CASE" "$seq" "$max_pred")"
     local input_dir="${INPUT_FILES_DIR:-$tfrec/training}"
     local eval_dir="${EVAL_FILES_DIR:-$tfrec/test}"
     local ckpt_dir="${CHECKPOINTS_DIR:-$results/biobert_phase_${phase}}"
@@ -608,6 +642,7 @@ bb_pretrain_main() {
         --allreduce_post_accumulation=true \
         "--learning_rate=$learning_rate" \
         --report_loss \
+        ${MAX_EVAL_STEPS:+"--max_eval_steps=$MAX_EVAL_STEPS"} \
         "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" \
         "--init_checkpoint=$init_checkpoint"
 }
