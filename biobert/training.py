@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from biobert import checkpoints, modeling, optimization
-from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted  # noqa: F401 (re-exported)
+from biobert.errors import InputError, Preempted
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ BioBERT weights under /data. The install-and-test block is what .ci/run runs. Th
 marked slow; where the README offers a smaller setting (the one-epoch first look) the test takes it.
 """
 import os
-import pathlib
 import re
 import shutil
 import subprocess

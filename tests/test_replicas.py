@@ -283,7 +283,7 @@ RESUMING_WORKER = textwrap.dedent('''
     import keras
     from biobert import modeling, training
     from biobert.dllogger import RunLog
-    from biobert.errors import InputError
+    from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted
     from helpers import token_task
 
     feats, loss_fn, config = token_task()
@@ -299,9 +299,9 @@ RESUMING_WORKER = textwrap.dedent('''
     except InputError as err:
         print("error:", err, flush=True)
         sys.exit(1)
-    except training.Preempted as err:
+    except Preempted as err:
         print("preempted:", err, flush=True)
-        sys.exit(training.PREEMPTED_EXIT_STATUS)
+        sys.exit(PREEMPTED_EXIT_STATUS)
     print("worker", runtime.worker_index, "done at step", int(trainer.global_step.numpy()), flush=True)
 ''')
 
