@@ -10,8 +10,9 @@ next_sentence_labels per instance, written atomically.
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from biobert import cli
 from biobert.errors import InputError, require_file
 
 FLAGS = flags.FLAGS
@@ -62,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

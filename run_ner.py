@@ -5,7 +5,7 @@ r"""Fine-tune BERT / BioBERT for named-entity recognition (BC5CDR chemical or di
 """
 from biobert import cli  # noqa: F401  (quiet TensorFlow start-up)
 
-from absl import app, flags
+from absl import flags
 
 from biobert import finetuning
 from biobert import flags as biobert_flags
@@ -20,6 +20,7 @@ flags.DEFINE_enum("ner_label_scheme", "first_subword", ["first_subword", "origin
                   "way.")
 flags.DEFINE_integer("max_words", 30, "Sentences longer than this many words are split at the last 'O' within "
                      "the first max_words words (as the original).")
+flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 TASKS = ("bc5cdr", "ner")
 
@@ -32,4 +33,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

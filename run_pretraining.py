@@ -6,7 +6,7 @@ r"""Pre-train BERT on PubMed (masked LM + next-sentence prediction) with LAMB, A
 """
 from biobert import cli  # noqa: F401  (quiet TensorFlow start-up)
 
-from absl import app, flags
+from absl import flags
 
 from biobert import flags as biobert_flags
 from biobert import pretraining
@@ -33,6 +33,7 @@ flags.DEFINE_bool("allreduce_post_accumulation", False, "All-reduce gradients on
                   "after every micro-batch (False).")
 flags.DEFINE_bool("report_loss", True, "Log the loss every display_loss_steps (always on in this port).")
 flags.DEFINE_float("init_loss_scale", 2 ** 32, "Initial dynamic loss scale (float16 on GPUs only).")
+flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 
 
@@ -42,4 +43,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -5,7 +5,7 @@ r"""Fine-tune BERT / BioBERT for relation extraction (ChemProt: CPR:3, 4, 5, 6, 
 """
 from biobert import cli  # noqa: F401  (quiet TensorFlow start-up)
 
-from absl import app, flags
+from absl import flags
 
 from biobert import finetuning
 from biobert import flags as biobert_flags
@@ -14,6 +14,7 @@ from biobert.errors import InputError
 biobert_flags.define_finetuning(do_lower_case=True, train_batch_size=16, eval_batch_size=8, predict_batch_size=8,
                                 learning_rate=5e-6, num_train_epochs=3, max_seq_length=128, task_name="chemprot",
                                 group_by_length=False)
+flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 TASKS = ("chemprot",)
 
@@ -26,4 +27,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -23,6 +23,80 @@ def main_guard(fn):
     return wrapped
 
 
+# ----------------------------------------------------------------------------------------------------------
+# --help: every flag the program reads, grouped, with defaults (absl's own flags stay behind --helpfull)
+
+HELP_GROUPS = (
+    ("Task and data", ("task_name", "data_dir", "output_dir", "predict_file", "max_seq_length", "max_words",
+                       "do_train", "do_eval", "do_predict", "input_files_dir", "eval_files_dir", "input_file",
+                       "output_file", "input_folder", "output_folder", "splits", "duplicate_multi_label", "task",
+                       "output_path", "answer_path")),
+    ("Model, vocabulary and checkpoints", ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint",
+                                           "export_dir", "save_checkpoints_steps")),
+    ("Training", ("train_batch_size", "learning_rate", "num_train_epochs", "num_train_steps", "warmup_proportion",
+                  "num_warmup_steps", "optimizer_type", "weight_decay_rate", "num_accumulation_steps",
+                  "allreduce_post_accumulation", "group_by_length", "ner_label_scheme", "seed", "init_loss_scale",
+                  "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob", "dupe_factor", "random_seed",
+                  "do_whole_word_mask")),
+    ("Evaluation and prediction", ("eval_batch_size", "predict_batch_size", "max_eval_steps")),
+    ("Precision, XLA and distribution", ("amp", "use_xla", "horovod")),
+    ("Logging", ("dllog_path", "iterations_per_loop", "display_loss_steps", "report_loss")),
+    ("Accepted for compatibility", ("do_prepare",)),
+)
+
+
+def program_flags(FLAGS):
+    """The flags this program defines itself or adopts (key flags of __main__), by name."""
+    import sys as _sys
+
+    names = {}
+    for module in (_sys.argv[0], "__main__"):
+        for flag in FLAGS.get_key_flags_for_module(module):
+            names[flag.name] = flag
+    return names
+
+
+def help_text(FLAGS):
+    """The program's docstring, then its flags in HELP_GROUPS order (absl's rendering: help and default)."""
+    import sys as _sys
+
+    doc = (_sys.modules["__main__"].__doc__ or f"USAGE: {_sys.argv[0]} [flags]").rstrip("\n") + "\n"
+    own = program_flags(FLAGS)
+    lines, shown = [doc, "flags:"], set()
+    groups = list(HELP_GROUPS) + [("Other", tuple(sorted(own)))]
+    for title, names in groups:
+        members = [own[n] for n in names if n in own and n not in shown]
+        if not members:
+            continue
+        shown.update(f.name for f in members)
+        lines += ["", f"{title}:"]
+        FLAGS._render_flag_list(members, lines, prefix="  ")   # absl's own format (help, default, type)
+    lines += ["", "Try --helpfull to get a list of all flags (absl's and TensorFlow's too)."]
+    return "\n".join(lines) + "\n"
+
+
+def run(main):
+    """``absl.app.run(main)`` with a --help (-?, --helpshort) that lists every flag of the program, grouped,
+    and exits 0."""
+    from absl import app, flags
+
+    class GroupedHelp(flags.BooleanFlag):
+        def __init__(self, name, short_name=None):
+            super().__init__(name, False, "show this help: every flag of this program, grouped, with defaults",
+                             short_name=short_name, allow_override=True, allow_hide_cpp=True)
+
+        def parse(self, arg):
+            if self._parse(arg):
+                sys.stdout.write(help_text(flags.FLAGS))
+                sys.stdout.flush()
+                sys.exit(0)
+
+    app.define_help_flags()
+    flags.DEFINE_flag(GroupedHelp("help", "?"), module_name="absl.app")
+    flags.DEFINE_flag(GroupedHelp("helpshort"), module_name="absl.app")
+    app.run(main)
+
+
 def start_job(FLAGS, config_file):
     """What every training job does first: read the BERT config (checking max_seq_length against it), seed,
     pick the strategy and precision, create output_dir, open the run log with the flag values.

@@ -11,11 +11,12 @@ positives are rows predicted non-false; gold positives are rows whose gold label
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from biobert import cli  # noqa: E402
 from biobert.errors import InputError, require_file  # noqa: E402
 from biobert.relation import LABELS, NEGATIVE_LABEL, read_re_tsv  # noqa: E402
 
@@ -136,4 +137,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -31,10 +31,11 @@ import re
 import sys
 import zipfile
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from biobert import cli  # noqa: E402
 from biobert.errors import InputError  # noqa: E402
 from biobert.fileio import atomic_open  # noqa: E402
 
@@ -475,4 +476,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)
