@@ -175,7 +175,8 @@ def test_offsets_through_the_uncased_normalisation(uncased_vocab, cased_vocab, s
     lines = (shared_data / "pubmed" / "PubMedAbstract_1MB.txt").read_text(encoding="utf-8").split("\n")[:150]
     blocks = (shared_data / "BC5CDR" / "chem" / "test.tsv").read_text(encoding="utf-8").split("\n\n")[:400]
     sentences = [" ".join(row.split("\t")[0] for row in block.splitlines() if row) for block in blocks]
-    tricky = ["Café ΑΒΓ αβγ-δ naïve\u00a0x\r\ny \x00z\u200bq e\u0301t ΟΔΟΣ İstanbul \u2028 中文 ﬁne Ⅻ ß (±)-1,2\u00ad-x"]
+    tricky = ["Café ΑΒΓ αβγ-δ naïve\u00a0x\r\ny \x00z\u200bq e\u0301t ΟΔΟΣ İstanbul \u2028 中文 ﬁne Ⅻ ß "
+              "(±)-1,2\u00ad-x"]
     for vocab, lower in ((uncased_vocab, True), (cased_vocab, False)):
         tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=lower)
         for text in lines + sentences + tricky:

@@ -208,3 +208,60 @@ def test_remainder_run_re_counts_the_short_batches_in_steps_and_schedule(chempro
     rates = [r["data"]["learning_rate"] for r in rows if r["type"] == "LOG" and "learning_rate" in r["data"]]
     np.testing.assert_allclose(rates, [1e-3 * (0 if k < 1 else (14 - k) / 13) for k in range(14)], rtol=1e-5)
     assert os.path.exists(out / "model.ckpt-14.index")
+
+
+def test_predict_file_with_spans_or_masks(chemprot, shared_data, tmp_path):
+    """run_re.py --predict_file from the fine-tuned folder alone: real test pairs given as the original sentence
+    with the two mentions' character spans give the probabilities of the same pairs in the masked form."""
+    model = tmp_path / "model"
+    python([os.path.join(REPO, "run_re.py"), "--do_train", f"--data_dir={chemprot['data']}",
+            f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}", f"--output_dir={model}",
+            f"--dllog_path={model / 'dllog.json'}", "--train_batch_size=16", "--learning_rate=2e-3",
+            "--num_train_epochs=2", "--iterations_per_loop=50", "--noamp", "--nouse_xla"])
+    mentions = {}
+    entities = shared_data / "ChemProt_Corpus" / "chemprot_test_gs" / "chemprot_test_entities_gs.tsv"
+    for line in entities.read_text(encoding="utf-8").splitlines():
+        pmid, tid, _, _, _, text = line.split("\t")
+        mentions[pmid, tid] = text
+    rows = [r.split("\t") for r in (chemprot["data"] / "test.tsv").read_text(encoding="utf-8").splitlines()[1:41]]
+    masked, spans = [], []
+    for index, sentence, _ in rows:
+        pmid, chem, gene = index.split(".")
+        text, found = sentence, {}
+        # Put the mentions back, left to right, remembering where each one lands.
+        while "@CHEMICAL$" in text or "@GENE$" in text:
+            c, g = text.find("@CHEMICAL$"), text.find("@GENE$")
+            mask, tid, key = (("@CHEMICAL$", chem, "chemical") if g < 0 or 0 <= c < g else ("@GENE$", gene, "gene"))
+            at = text.index(mask)
+            text = text[:at] + mentions[pmid, tid] + text[at + len(mask):]
+            found[key] = [at, at + len(mentions[pmid, tid])]
+        masked.append({"id": index, "text": sentence})
+        spans.append({"id": index, "text": text, **found})
+    path = tmp_path / "pairs.jsonl"
+    lines = [json.dumps(r) for r in spans[:20]] + [""] + [json.dumps(r) for r in spans[20:] + masked]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "pred"
+    python([os.path.join(REPO, "run_re.py"), "--do_predict", f"--predict_file={path}", f"--init_checkpoint={model}",
+            f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}", "--noamp", "--nouse_xla"])
+    records = [json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
+    assert [r["id"] for r in records] == [r["id"] for r in spans[:20]] + [21] + [r["id"] for r in spans[20:] + masked]
+    assert records[20] == {"id": 21, "text": "", "label": None, "probabilities": {}}
+    records = records[:20] + records[21:]
+    for record, given in zip(records[:40], spans):
+        assert record["chemical"] == given["chemical"] and record["gene"] == given["gene"]
+        pmid, chem, _ = given["id"].split(".")
+        assert record["text"][slice(*given["chemical"])] == mentions[pmid, chem]
+    for with_spans, with_masks in zip(records[:40], records[40:]):
+        assert list(with_spans["probabilities"]) == relation.LABELS
+        assert sum(with_spans["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert with_spans["label"] == max(with_spans["probabilities"], key=with_spans["probabilities"].get)
+        assert with_spans["probabilities"] == pytest.approx(with_masks["probabilities"], abs=1e-5)
+    assert len({r["label"] for r in records}) >= 2 or len({json.dumps(r["probabilities"]) for r in records}) > 10
+    # Overlapping spans: one error line naming the line, nothing written.
+    path.write_text(json.dumps({"text": "aspirin inhibits COX-1", "chemical": [0, 7], "gene": [5, 22]}) + "\n")
+    proc = python([os.path.join(REPO, "run_re.py"), "--do_predict", f"--predict_file={path}",
+                   f"--init_checkpoint={model}", f"--output_dir={tmp_path / 'pred2'}",
+                   f"--dllog_path={tmp_path / 'pred2.json'}"], check=False)
+    assert proc.returncode == 1
+    assert f"error: {path}:1: the chemical span [0, 7] and the gene span [5, 22] overlap" in proc.stderr
+    assert not (tmp_path / "pred2" / "predictions.jsonl").exists()
