@@ -277,8 +277,8 @@ def resolve_model_files(bert_config_file, vocab_file, init_checkpoint):
 
 def run(task, FLAGS):
     """Train / evaluate / predict as the flags say. Returns a dict of the figures written."""
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
-        raise InputError("at least one of --do_train, --do_eval or --do_predict must be true")
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+        raise InputError("at least one of --do_train, --do_eval, --do_predict or --export_dir must be given")
     predict_file = FLAGS.predict_file if FLAGS.do_predict else None
     needs_data = FLAGS.do_train or FLAGS.do_eval or (FLAGS.do_predict and not predict_file)
     for name in ("data_dir", "output_dir") if needs_data else ("output_dir",):
@@ -395,6 +395,16 @@ def run(task, FLAGS):
             path = os.path.join(FLAGS.output_dir, "predictions.jsonl")
             rawtext.write_jsonl(path, records)
             log.info(f"wrote {len(records)} records to {path}")
+    if FLAGS.export_dir and runtime.is_chief:
+        from biobert import export
+
+        files = {"vocab.txt": vocab_file, "bert_config.json": config_file}
+        if task.per_token:
+            task.save_labels(FLAGS.output_dir)
+            files["label_map.json"] = os.path.join(FLAGS.output_dir, task.label_file)
+        export.export(FLAGS.export_dir, trainer.variables, bert_config, task.num_labels, task.per_token, vocab_file,
+                      do_lower_case, FLAGS.max_seq_length, files, label_map=getattr(task, "label_map", None),
+                      info=info or task.model_info(FLAGS.data_dir), log=log.info)
     log.log((), {k: v for k, v in results.items()})
     log.close()
     return results

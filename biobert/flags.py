@@ -36,6 +36,11 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_integer("max_seq_length", max_seq_length, "Maximum total input length after WordPiece "
                          "tokenization; longer inputs are truncated, shorter ones padded per batch.")
     flags.DEFINE_bool("do_train", False, "Whether to run training.")
+    flags.DEFINE_string("export_dir", None, "Write the fine-tuned model (after training, or the --init_checkpoint "
+                        "fine-tuned folder with no training) as a TensorFlow SavedModel here: serving_default "
+                        "takes a batch of raw sentences (tokenized in the graph with tensorflow-text) and returns "
+                        "entity spans (NER) or class probabilities (RE); label_map.json, vocab.txt and "
+                        "bert_config.json beside it.")
     flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
     flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode on the test set (or, with "
                       "--predict_file, on your own text).")

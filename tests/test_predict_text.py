@@ -209,3 +209,75 @@ def test_bad_input_is_one_error_line_and_keeps_earlier_output(model, tmp_path):
     proc = run_ner(["--do_predict", f"--predict_file={path}", f"--init_checkpoint={model}", f"--output_dir={out}",
                     f"--dllog_path={out / 'dllog.json'}"], check=False)
     assert proc.returncode == 1 and f'error: {path}:2: expected a JSON object with a string "text"' in proc.stderr
+
+
+LOAD_AND_SERVE = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+model = tf.saved_model.load(sys.argv[1])
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+out = model.signatures["serving_default"](text=tf.constant(texts))
+pieces = model.signatures["tokenize"](text=tf.constant(texts))
+result = {"entities": [], "ids": []}
+for i in range(len(texts)):
+    n = int(out["num_entities"][i])
+    result["entities"].append([[int(out[k][i, j]) for k in ("entity_start", "entity_end", "entity_label")]
+                               + [float(out["entity_score"][i, j])] for j in range(n)])
+    result["ids"].append([int(x) for x in pieces["ids"][i, :int(pieces["lengths"][i])]])
+assert not any(name.startswith("biobert") for name in sys.modules)
+print(json.dumps(result))
+"""
+
+
+def test_saved_model_gives_the_predict_file_entities(model, abstracts, tmp_path):
+    """--export_dir from the fine-tuned folder alone; the SavedModel, reloaded in a fresh process without this
+    project, tags 200 PubMed sentences as run_ner.py --predict_file does: same spans and labels, scores to 1e-4."""
+    export_dir = tmp_path / "exported"
+    out = tmp_path / "export_out"
+    run_ner(["--export_dir", export_dir, f"--init_checkpoint={model}", f"--output_dir={out}",
+             f"--dllog_path={out / 'dllog.json'}", "--noamp", "--nouse_xla"])
+    for name in ("saved_model.pb", "label_map.json", "vocab.txt", "bert_config.json"):
+        assert (export_dir / name).is_file(), name
+    tokenizer = tokenization.FullTokenizer(model / "vocab.txt", do_lower_case=False)
+    segmenter = NLTKSegmenter()
+    sentences = [s for a in abstracts[:80] for s in segmenter.segment_string(a)
+                 if len(tokenizer.tokenize(s)) <= 126 and segmenter.spans(s) == [(0, len(s))]][:200]
+    assert len(sentences) == 200
+    records = predict(model, sentences, tmp_path, "sentences.txt")
+    (tmp_path / "texts.json").write_text(json.dumps(sentences), encoding="utf-8")
+    proc = run_python(["-c", LOAD_AND_SERVE, export_dir, tmp_path / "texts.json"])
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    labels = json.loads((export_dir / "label_map.json").read_text())["labels"]
+    assert [[(e[0], e[1]) for e in s] for s in served["entities"]] == \
+        [[(e["start"], e["end"]) for e in r["entities"]] for r in records]
+    assert {labels[e[2]] for s in served["entities"] for e in s} <= {"B", "I"}     # the first word's label
+    assert [e[3] for s in served["entities"] for e in s] == \
+        pytest.approx([e["score"] for r in records for e in r["entities"]], abs=1e-4)
+    assert sum(len(s) for s in served["entities"]) >= 20
+    assert served["ids"] == [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(s)) for s in sentences]
+
+
+def test_in_graph_tokenizer_ids_equal_ours(shared_data, uncased_vocab, cased_vocab):
+    """tensorflow-text's FastBertTokenizer, as exported, gives our ids on every BC5CDR test sentence and every
+    line of the PubMed sample, uncased and cased."""
+    import tensorflow as tf
+
+    from biobert import export
+
+    pubmed = [line for line in (shared_data / "pubmed" / "PubMedAbstract_1MB.txt").read_text(
+        encoding="utf-8").split("\n") if line.strip()]
+    blocks = (shared_data / "BC5CDR" / "chem" / "test.tsv").read_text(encoding="utf-8").split("\n\n")
+    bc5cdr = [" ".join(row.split("\t")[0] for row in block.splitlines() if row) for block in blocks if block.strip()]
+    assert len(bc5cdr) == 5626 and len(pubmed) > 700
+    for vocab, lower in ((uncased_vocab, True), (cased_vocab, False)):
+        ours = tokenization.FullTokenizer(vocab, do_lower_case=lower)
+        fast = export.fast_tokenizer(export.vocabulary(vocab), lower)
+        for corpus in (bc5cdr, pubmed):
+            differ = []
+            for start in range(0, len(corpus), 512):
+                chunk = corpus[start:start + 512]
+                for text, ids in zip(chunk, fast.tokenize(tf.constant(chunk)).to_list()):
+                    if ids != ours.convert_tokens_to_ids(ours.tokenize(text)):
+                        differ.append(text)
+            assert differ == []
