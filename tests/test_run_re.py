@@ -257,6 +257,22 @@ def test_predict_file_with_spans_or_masks(chemprot, shared_data, tmp_path):
         assert with_spans["label"] == max(with_spans["probabilities"], key=with_spans["probabilities"].get)
         assert with_spans["probabilities"] == pytest.approx(with_masks["probabilities"], abs=1e-5)
     assert len({r["label"] for r in records}) >= 2 or len({json.dumps(r["probabilities"]) for r in records}) > 10
+    # The exported model, reloaded in a fresh process without this project, gives the same probabilities.
+    export_dir = tmp_path / "exported"
+    python([os.path.join(REPO, "run_re.py"), f"--export_dir={export_dir}", f"--init_checkpoint={model}",
+            f"--output_dir={tmp_path / 'export_out'}", f"--dllog_path={tmp_path / 'export.json'}", "--noamp"])
+    for name in ("saved_model.pb", "vocab.txt", "bert_config.json"):
+        assert (export_dir / name).is_file(), name
+    serve = ("import json, sys, tensorflow as tf, tensorflow_text\n"
+             "m = tf.saved_model.load(sys.argv[1])\n"
+             "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
+             "assert not any(n.startswith('biobert') for n in sys.modules)\n"
+             "print(json.dumps([out['probabilities'].numpy().tolist(), out['label_id'].numpy().tolist()]))")
+    proc = python(["-c", serve, export_dir, json.dumps([r["text"] for r in masked])])
+    probabilities, label_ids = json.loads(proc.stdout.strip().splitlines()[-1])
+    for served, label_id, record in zip(probabilities, label_ids, records[40:]):
+        assert served == pytest.approx([record["probabilities"][k] for k in relation.LABELS], abs=1e-4)
+        assert relation.LABELS[label_id] == record["label"]
     # Overlapping spans: one error line naming the line, nothing written.
     path.write_text(json.dumps({"text": "aspirin inhibits COX-1", "chemical": [0, 7], "gene": [5, 22]}) + "\n")
     proc = python([os.path.join(REPO, "run_re.py"), "--do_predict", f"--predict_file={path}",
