@@ -135,11 +135,20 @@ class Exported(tf.Module):
         e_score = tf.math.unsorted_segment_mean(tf.boolean_mask(score, inside), e_ids, n)
         e_label = tf.boolean_mask(label, begins)
         e_row = tf.boolean_mask(word_row, begins)
-        # Byte offsets -> character offsets: how many characters of the input start before the byte offset.
+        # Byte offsets -> character offsets: how many characters of the input start before the byte offset,
+        # counted in one sorted list of the whole batch's characters (each input's bytes shifted past the last).
         _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
-        chars = tf.gather(char_starts.to_tensor(np.iinfo(np.int64).max), e_row)     # [entities, C]
-        e_start = tf.searchsorted(chars, tf.expand_dims(e_start, 1), side="left")[:, 0]
-        e_end = tf.searchsorted(chars, tf.expand_dims(e_end, 1), side="left")[:, 0]
+        base = tf.cumsum(tf.cast(tf.strings.length(text, unit="BYTE"), tf.int64) + 1, exclusive=True)
+        flat = char_starts.values + tf.gather(base, char_starts.value_rowids())
+        first_char = tf.gather(char_starts.row_starts(), e_row)
+
+        def to_chars(byte_offsets):
+            shifted = byte_offsets + tf.gather(base, e_row)
+            index = tf.searchsorted(tf.expand_dims(flat, 0), tf.expand_dims(shifted, 0), side="left",
+                                    out_type=tf.int64)[0]
+            return index - first_char
+
+        e_start, e_end = to_chars(e_start), to_chars(e_end)
 
         def per_input(values, fill):
             ragged = tf.RaggedTensor.from_value_rowids(values, e_row, nrows=tf.cast(batch, tf.int32))

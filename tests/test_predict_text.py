@@ -218,6 +218,7 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 model = tf.saved_model.load(sys.argv[1])
 texts = json.load(open(sys.argv[2], encoding="utf-8"))
 out = model.signatures["serving_default"](text=tf.constant(texts))
+assert model.signatures["serving_default"](text=tf.constant([], tf.string))["num_entities"].shape == (0,)
 pieces = model.signatures["tokenize"](text=tf.constant(texts))
 result = {"entities": [], "ids": []}
 for i in range(len(texts)):
@@ -244,6 +245,9 @@ def test_saved_model_gives_the_predict_file_entities(model, abstracts, tmp_path)
     sentences = [s for a in abstracts[:80] for s in segmenter.segment_string(a)
                  if len(tokenizer.tokenize(s)) <= 126 and segmenter.spans(s) == [(0, len(s))]][:200]
     assert len(sentences) == 200
+    # and an empty line, non-ASCII text (character offsets, not bytes) and an empty batch
+    sentences += ["", "Café ΑΒΓ-α: NaCl\u00a0and sodium chloride in naïve rats."] + \
+        [s.replace(" ", "\u00a0 ", 3) for s in sentences[:5]]
     records = predict(model, sentences, tmp_path, "sentences.txt")
     (tmp_path / "texts.json").write_text(json.dumps(sentences), encoding="utf-8")
     proc = run_python(["-c", LOAD_AND_SERVE, export_dir, tmp_path / "texts.json"])
