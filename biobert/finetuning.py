@@ -312,8 +312,9 @@ def run(task, FLAGS):
         splits["test"] = task.read(FLAGS.data_dir, "test")
     start = time.time()
     features = {k: task.features(v, tokenizer, FLAGS.max_seq_length) for k, v in splits.items()}
-    log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-             + f" (features in {time.time() - start:.1f}s)")
+    if splits:
+        log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+                 + f" (features in {time.time() - start:.1f}s)")
 
     global_batch = FLAGS.train_batch_size * runtime.num_replicas
     # Plainly shuffled batches of a task whose loss is a mean over rows are computed in length-sorted parts of
