@@ -124,6 +124,7 @@ class NerTask:
         """Entity records with character offsets for raw documents (see biobert.rawtext)."""
         from biobert.segmentation import NLTKSegmenter
 
+        began = time.time()
         segmenter = NLTKSegmenter()
         log.info(f"sentence segmentation: {segmenter.source}")
         tagger = rawtext.NerTagger(tokenizer, self.label_map, FLAGS.max_seq_length, segmenter,
@@ -132,8 +133,13 @@ class NerTask:
         probs = infer(trainer, self, features, FLAGS.predict_batch_size, FLAGS.max_seq_length, log,
                       "predict") if features else []
         records = tagger.decode(documents, plan, probs)
-        log.info(f"predict: {len(documents)} documents, {sum(len(p) for p in plan)} sentences, {len(features)} "
-                 f"windows, {sum(len(r['entities']) for r in records)} entities")
+        elapsed = max(time.time() - began, 1e-9)
+        sentences = sum(len(p) for p in plan)
+        log.log((), {"tag_documents_per_s": len(documents) / elapsed, "tag_sentences_per_s": sentences / elapsed},
+                text=f"predict: {len(documents)} documents, {sentences} sentences, {len(features)} windows, "
+                     f"{sum(len(r['entities']) for r in records)} entities in {elapsed:.1f}s (segmenting, "
+                     f"tokenizing, model, decoding: {len(documents) / elapsed:.1f} documents/s, "
+                     f"{sentences / elapsed:.1f} sentences/s)")
         return records
 
     def write_predictions(self, output_dir, examples, features, probs, log):
@@ -277,9 +283,9 @@ def resolve_model_files(bert_config_file, vocab_file, init_checkpoint):
 
 def run(task, FLAGS):
     """Train / evaluate / predict as the flags say. Returns a dict of the figures written."""
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.export_dir):
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.predict_file or FLAGS.export_dir):
         raise InputError("at least one of --do_train, --do_eval, --do_predict or --export_dir must be given")
-    predict_file = FLAGS.predict_file if FLAGS.do_predict else None
+    predict_file = FLAGS.predict_file or None             # implies --do_predict (on that file, not test.tsv)
     needs_data = FLAGS.do_train or FLAGS.do_eval or (FLAGS.do_predict and not predict_file)
     for name in ("data_dir", "output_dir") if needs_data else ("output_dir",):
         if not getattr(FLAGS, name):

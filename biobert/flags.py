@@ -44,9 +44,9 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
     flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode on the test set (or, with "
                       "--predict_file, on your own text).")
-    flags.DEFINE_string("predict_file", None, "With --do_predict: predict on this file instead of the test set and "
-                        "write <output_dir>/predictions.jsonl, one record per input line in input order. Plain text "
-                        "(one document a line) or JSON lines with \"text\" and an optional \"id\" (relation "
+    flags.DEFINE_string("predict_file", None, "Predict on this file (implies --do_predict) instead of the test set "
+                        "and write <output_dir>/predictions.jsonl, one record per input line in input order. Plain "
+                        "text (one document a line) or JSON lines with \"text\" and an optional \"id\" (relation "
                         "extraction: with the chemical's and the gene's character spans, or the @CHEMICAL$/@GENE$ "
                         "masked form). Pass the fine-tuned output folder as --init_checkpoint: its label map, "
                         "vocabulary, casing and config are used.")
