@@ -54,8 +54,9 @@ def main(argv=None):
     if missing or unexpected:
         raise SystemExit(f"error: weights do not fit: missing {missing}, unexpected {unexpected}")
     model.eval()
-    tokenizer = BertTokenizerFast(vocab_file=f"{args.model_dir}/vocab.txt", do_lower_case=True,
-                                  model_max_length=args.max_seq_length)
+    # the folder's own tokenizer.json (BertTokenizerFast(vocab_file=...) alone maps every word to [UNK] in
+    # transformers 5)
+    tokenizer = BertTokenizerFast.from_pretrained(args.model_dir, model_max_length=args.max_seq_length)
     tagger = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first",
                       device=-1, stride=args.stride)
 
