@@ -24,7 +24,6 @@ import shutil
 import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from biobert import modeling, rawtext

@@ -14,7 +14,6 @@ where each character came from, so ``text[start:end] == entity["text"]`` whateve
 """
 import dataclasses
 import json
-import unicodedata
 
 import numpy as np
 
