@@ -20,6 +20,7 @@ flags.DEFINE_enum("ner_label_scheme", "first_subword", ["first_subword", "origin
                   "way.")
 flags.DEFINE_integer("max_words", 30, "Sentences longer than this many words are split at the last 'O' within "
                      "the first max_words words (as the original).")
+flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 TASKS = ("bc5cdr", "ner")
 

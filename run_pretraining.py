@@ -39,6 +39,7 @@ flags.DEFINE_bool("allreduce_post_accumulation", False, "All-reduce gradients on
                   "after every micro-batch (False).")
 flags.DEFINE_bool("report_loss", True, "Log the loss every display_loss_steps (always on in this port).")
 flags.DEFINE_float("init_loss_scale", 2 ** 32, "Initial dynamic loss scale (float16 on GPUs only).")
+flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 
 

@@ -14,6 +14,7 @@ from biobert.errors import InputError
 biobert_flags.define_finetuning(do_lower_case=True, train_batch_size=16, eval_batch_size=8, predict_batch_size=8,
                                 learning_rate=5e-6, num_train_epochs=3, max_seq_length=128, task_name="chemprot",
                                 group_by_length=False)
+flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 TASKS = ("chemprot",)
 

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import checkpoints, conlleval, modeling, ner, re_eval, relation, training
+from biobert import checkpoints, conlleval, modeling, ner, rawtext, re_eval, relation, training
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
 from biobert.progress import Progress
+from biobert.fileio import atomic_open
 from biobert.tokenization import FullTokenizer
 
 
@@ -34,6 +35,9 @@ def _file(data_dir, *names):
 
 # ----------------------------------------------------------------------------------------------------------
 # Task adapters
+
+ENTITY_TYPES = {"chem": "Chemical", "chemical": "Chemical", "disease": "Disease"}   # BC5CDR folders' B/I/O tags
+
 
 class NerTask:
     """BC5CDR-style token classification; labels from the data (X, [CLS], [SEP] added), id 0 = padding."""
@@ -109,6 +113,36 @@ class NerTask:
         return {"eval_precision": m["precision"], "eval_recall": m["recall"], "eval_f1": m["f1"],
                 "eval_accuracy": m["accuracy"], "eval_loss": loss}
 
+    def read_predict_file(self, path):
+        return rawtext.read_documents(path)
+
+    def model_info(self, data_dir):
+        """What raw-text prediction needs besides weights, labels and vocabulary (saved in model_info.json)."""
+        name = os.path.basename(os.path.normpath(data_dir)).lower() if data_dir else ""
+        return {"entity_type": ENTITY_TYPES.get(name, name or "entity")}
+
+    def predict_text(self, trainer, documents, tokenizer, FLAGS, log, info):
+        """Entity records with character offsets for raw documents (see biobert.rawtext)."""
+        from biobert.segmentation import NLTKSegmenter
+
+        began = time.time()
+        segmenter = NLTKSegmenter()
+        log.info(f"sentence segmentation: {segmenter.source}")
+        tagger = rawtext.NerTagger(tokenizer, self.label_map, FLAGS.max_seq_length, segmenter,
+                                   default_type=info.get("entity_type", "entity"))
+        features, plan = tagger.features(documents)
+        probs = infer(trainer, self, features, FLAGS.predict_batch_size, FLAGS.max_seq_length, log,
+                      "predict") if features else []
+        records = tagger.decode(documents, plan, probs)
+        elapsed = max(time.time() - began, 1e-9)
+        sentences = sum(len(p) for p in plan)
+        log.log((), {"tag_documents_per_s": len(documents) / elapsed, "tag_sentences_per_s": sentences / elapsed},
+                text=f"predict: {len(documents)} documents, {sentences} sentences, {len(features)} windows, "
+                     f"{sum(len(r['entities']) for r in records)} entities in {elapsed:.1f}s (segmenting, "
+                     f"tokenizing, model, decoding: {len(documents) / elapsed:.1f} documents/s, "
+                     f"{sentences / elapsed:.1f} sentences/s)")
+        return records
+
     def write_predictions(self, output_dir, examples, features, probs, log):
         counts, report = ner.write_prediction_files(output_dir, examples, features, probs, self.label_map)
         for line in report.splitlines():
@@ -150,6 +184,33 @@ class RelationTask:
         return {"eval_accuracy": result["accuracy"], "eval_loss": loss, "eval_precision": result["precision"],
                 "eval_recall": result["recall"], "eval_f1": result["f1"]}
 
+    def read_predict_file(self, path):
+        documents = rawtext.read_documents(path)
+        for doc in documents:
+            doc.extra["masked"] = relation.masked_pair(doc.text, doc.extra, path, doc.line)
+        return documents
+
+    def model_info(self, data_dir):
+        return {}
+
+    def predict_text(self, trainer, documents, tokenizer, FLAGS, log, info):
+        """Class probabilities and the predicted label for each given chemical-gene pair."""
+        rows = [d for d in documents if d.extra["masked"] is not None]
+        examples = [relation.Example(str(d.id), d.extra["masked"], relation.NEGATIVE_LABEL, d.line) for d in rows]
+        features = relation.convert_examples(examples, tokenizer, FLAGS.max_seq_length)
+        probs = infer(trainer, self, features, FLAGS.predict_batch_size, FLAGS.max_seq_length, log,
+                      "predict") if features else []
+        by_line = {d.line: p for d, p in zip(rows, probs)}
+        records = []
+        for doc in documents:
+            record = {"id": doc.id, "text": doc.text}
+            record.update({k: doc.extra[k] for k in ("chemical", "gene") if k in doc.extra})
+            p = by_line.get(doc.line)
+            record["label"] = None if p is None else relation.LABELS[int(np.argmax(p))]
+            record["probabilities"] = {} if p is None else {k: round(float(v), 6) for k, v in zip(relation.LABELS, p)}
+            records.append(record)
+        return records
+
     def write_predictions(self, output_dir, examples, features, probs, log):
         relation.write_test_results(os.path.join(output_dir, "test_results.tsv"), np.stack(probs))
         pred = [relation.LABELS[int(np.argmax(p))] for p in probs]
@@ -171,6 +232,34 @@ def _mean_loss(features, probs, label_key, weight_key):
 
 # ----------------------------------------------------------------------------------------------------------
 # The job
+
+MODEL_INFO = "model_info.json"
+
+
+def checkpoint_folder(init_checkpoint):
+    """The folder of --init_checkpoint (the path itself if a folder, else the checkpoint prefix's folder)."""
+    if not init_checkpoint:
+        return None
+    return init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint) or "."
+
+
+def read_model_info(init_checkpoint):
+    """model_info.json beside --init_checkpoint (written by a fine-tuning run), else {}."""
+    folder = checkpoint_folder(init_checkpoint)
+    path = os.path.join(folder, MODEL_INFO) if folder else None
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except ValueError as err:
+        raise InputError(f"not a model info file ({err})", path=path) from None
+    if not isinstance(info, dict):
+        raise InputError("not a model info file (expected a JSON object)", path=path)
+    return info
+
 
 def resolve_model_files(bert_config_file, vocab_file, init_checkpoint, bert_model=None):
     """(BertConfig or config path, vocab path). Given flags win; else --bert_model's preset (vocab_size from
@@ -210,17 +299,31 @@ def first_examples(examples, count):
 
 def run(task, FLAGS):
     """Train / evaluate / predict as the flags say. Returns a dict of the figures written."""
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
-        raise InputError("at least one of --do_train, --do_eval or --do_predict must be true")
-    for name in ("data_dir", "output_dir"):
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict or FLAGS.predict_file or FLAGS.export_dir):
+        raise InputError("at least one of --do_train, --do_eval, --do_predict or --export_dir must be given")
+    predict_file = FLAGS.predict_file or None             # implies --do_predict (on that file, not test.tsv)
+    needs_data = FLAGS.do_train or FLAGS.do_eval or (FLAGS.do_predict and not predict_file)
+    for name in ("data_dir", "output_dir") if needs_data else ("output_dir",):
         if not getattr(FLAGS, name):
             raise InputError(f"--{name} is required")
-    if not os.path.isdir(FLAGS.data_dir):
+    if needs_data and not os.path.isdir(FLAGS.data_dir):
         raise InputError("data directory not found", path=FLAGS.data_dir)
-    config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.init_checkpoint,
+    documents = task.read_predict_file(predict_file) if predict_file else None
+    # Predicting only: the model comes from --init_checkpoint (or a checkpoint already in output_dir), and so do
+    # its vocabulary, config and casing when that folder was written by a fine-tuning run.
+    source = FLAGS.init_checkpoint or (None if FLAGS.do_train else FLAGS.output_dir)
+    info = {} if FLAGS.do_train else read_model_info(source)
+    do_lower_case = FLAGS.do_lower_case
+    if "do_lower_case" in info:
+        if FLAGS["do_lower_case"].present and bool(FLAGS.do_lower_case) != bool(info["do_lower_case"]):
+            raise InputError(f"--do_lower_case={FLAGS.do_lower_case} but the model was fine-tuned with "
+                             f"do_lower_case={info['do_lower_case']} (drop the flag to use the model's casing)",
+                             path=os.path.join(checkpoint_folder(source), MODEL_INFO))
+        do_lower_case = bool(info["do_lower_case"])
+    config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, source,
                                                   FLAGS.bert_model)
     bert_config, runtime, log = start_job(FLAGS, config_file)
-    tokenizer = FullTokenizer(vocab_file, do_lower_case=FLAGS.do_lower_case)
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=do_lower_case)
 
     splits = {}
     if FLAGS.do_train:
@@ -228,15 +331,16 @@ def run(task, FLAGS):
     task.prepare_labels(FLAGS.output_dir, splits.get("train"), FLAGS.init_checkpoint)
     if FLAGS.do_eval:
         splits["eval"] = first_examples(task.read(FLAGS.data_dir, "eval"), FLAGS.max_eval_examples)
-    if FLAGS.do_predict:
+    if FLAGS.do_predict and not predict_file:
         splits["test"] = first_examples(task.read(FLAGS.data_dir, "test"), FLAGS.max_predict_examples)
     for split, flag in (("eval", "max_eval_examples"), ("test", "max_predict_examples")):
         if getattr(FLAGS, flag) and split in splits:
             log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
     start = time.time()
     features = {k: task.features(v, tokenizer, FLAGS.max_seq_length) for k, v in splits.items()}
-    log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-             + f" (features in {time.time() - start:.1f}s)")
+    if splits:
+        log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+                 + f" (features in {time.time() - start:.1f}s)")
 
     global_batch = FLAGS.train_batch_size * runtime.num_replicas
     # Plainly shuffled batches of a task whose loss is a mean over rows are computed in length-sorted parts of
@@ -276,6 +380,9 @@ def run(task, FLAGS):
         if runtime.is_chief:
             task.save_labels(FLAGS.output_dir)
             bert_config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
+            save_model_files(FLAGS.output_dir, vocab_file, dict(task.model_info(FLAGS.data_dir),
+                                                                do_lower_case=bool(do_lower_case),
+                                                                max_seq_length=FLAGS.max_seq_length))
         sort_window = training.SORT_WINDOW if FLAGS.group_by_length else 1
         order = "length-grouped batches" if FLAGS.group_by_length else "plainly shuffled batches"
         if parts > 1:
@@ -301,7 +408,7 @@ def run(task, FLAGS):
 
     results = {"global_step": int(trainer.global_step.numpy())}
     for split, batch_size, do in (("eval", FLAGS.eval_batch_size, FLAGS.do_eval),
-                                  ("test", FLAGS.predict_batch_size, FLAGS.do_predict)):
+                                  ("test", FLAGS.predict_batch_size, FLAGS.do_predict and not predict_file)):
         if not do:
             continue
         probs = infer(trainer, task, features[split], batch_size, FLAGS.max_seq_length, log, split)
@@ -314,9 +421,36 @@ def run(task, FLAGS):
             trainer.write_summaries(results["global_step"], figures, prefix="eval/")
         elif runtime.is_chief:
             results.update(task.write_predictions(FLAGS.output_dir, splits[split], features[split], probs, log))
+    if predict_file:
+        info = info or task.model_info(FLAGS.data_dir)
+        records = task.predict_text(trainer, documents, tokenizer, FLAGS, log, info)
+        if runtime.is_chief:
+            path = os.path.join(FLAGS.output_dir, "predictions.jsonl")
+            rawtext.write_jsonl(path, records)
+            log.info(f"wrote {len(records)} records to {path}")
+    if FLAGS.export_dir and runtime.is_chief:
+        from biobert import export
+
+        files = {"vocab.txt": vocab_file, "bert_config.json": config_file}
+        if task.per_token:
+            task.save_labels(FLAGS.output_dir)
+            files["label_map.json"] = os.path.join(FLAGS.output_dir, task.label_file)
+        export.export(FLAGS.export_dir, trainer.variables, bert_config, task.num_labels, task.per_token, vocab_file,
+                      do_lower_case, FLAGS.max_seq_length, files, label_map=getattr(task, "label_map", None),
+                      info=info or task.model_info(FLAGS.data_dir), log=log.info)
     log.log((), {k: v for k, v in results.items()})
     log.close()
     return results
+
+
+def save_model_files(output_dir, vocab_file, info):
+    """What predicting from the output folder alone needs besides label_map.json and bert_config.json: the
+    vocabulary (vocab.txt) and model_info.json (casing, max_seq_length, entity type), written atomically."""
+    target = os.path.join(output_dir, "vocab.txt")
+    if os.path.abspath(vocab_file) != os.path.abspath(target):
+        with open(vocab_file, "rb") as src, atomic_open(target, "wb") as dst:
+            dst.write(src.read())
+    checkpoints.write_json(os.path.join(output_dir, MODEL_INFO), info)
 
 
 def infer(trainer, task, features, batch_size, max_seq_length, log, split):

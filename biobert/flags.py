@@ -58,8 +58,20 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_integer("max_seq_length", max_seq_length, "Maximum total input length after WordPiece "
                          "tokenization; longer inputs are truncated, shorter ones padded per batch.")
     flags.DEFINE_bool("do_train", False, "Whether to run training.")
+    flags.DEFINE_string("export_dir", None, "Write the fine-tuned model (after training, or the --init_checkpoint "
+                        "fine-tuned folder with no training) as a TensorFlow SavedModel here: serving_default "
+                        "takes a batch of raw sentences (tokenized in the graph with tensorflow-text) and returns "
+                        "entity spans (NER) or class probabilities (RE); label_map.json, vocab.txt and "
+                        "bert_config.json beside it.")
     flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
-    flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode on the test set.")
+    flags.DEFINE_bool("do_predict", False, "Whether to run the model in inference mode on the test set (or, with "
+                      "--predict_file, on your own text).")
+    flags.DEFINE_string("predict_file", None, "Predict on this file (implies --do_predict) instead of the test set "
+                        "and write <output_dir>/predictions.jsonl, one record per input line in input order. Plain "
+                        "text (one document a line) or JSON lines with \"text\" and an optional \"id\" (relation "
+                        "extraction: with the chemical's and the gene's character spans, or the @CHEMICAL$/@GENE$ "
+                        "masked form). Pass the fine-tuned output folder as --init_checkpoint: its label map, "
+                        "vocabulary, casing and config are used.")
     flags.DEFINE_integer("train_batch_size", train_batch_size, "Training batch size per replica (GPU/process).")
     flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Batch size for eval.")
     flags.DEFINE_integer("predict_batch_size", predict_batch_size, "Batch size for predict.")
@@ -109,11 +121,78 @@ def parse_flags(argv):
         raise
 
 
+# ----------------------------------------------------------------------------------------------------------
+# --help: every flag the program reads, grouped, with defaults (absl's own flags stay behind --helpfull)
+
+HELP_GROUPS = (
+    ("Task and data", ("task_name", "data_dir", "output_dir", "predict_file", "max_seq_length", "max_words",
+                       "do_train", "do_eval", "do_predict", "input_files_dir", "eval_files_dir", "input_file",
+                       "output_file", "input_folder", "output_folder", "splits", "duplicate_multi_label", "task",
+                       "output_path", "answer_path")),
+    ("Model, vocabulary and checkpoints", ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint",
+                                           "export_dir", "save_checkpoints_steps")),
+    ("Training", ("train_batch_size", "learning_rate", "num_train_epochs", "num_train_steps", "warmup_proportion",
+                  "num_warmup_steps", "optimizer_type", "weight_decay_rate", "num_accumulation_steps",
+                  "allreduce_post_accumulation", "group_by_length", "ner_label_scheme", "seed", "init_loss_scale",
+                  "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob", "dupe_factor", "random_seed",
+                  "do_whole_word_mask")),
+    ("Evaluation and prediction", ("eval_batch_size", "predict_batch_size", "max_eval_steps")),
+    ("Precision, XLA and distribution", ("amp", "use_xla", "horovod")),
+    ("Logging", ("dllog_path", "iterations_per_loop", "display_loss_steps", "report_loss")),
+    ("Accepted for compatibility", ("do_prepare",)),
+)
+
+
+def program_flags(FLAGS):
+    """The flags this program defines itself or adopts (key flags of __main__), by name."""
+    import sys as _sys
+
+    names = {}
+    for module in (_sys.argv[0], "__main__"):
+        for flag in FLAGS.get_key_flags_for_module(module):
+            names[flag.name] = flag
+    return names
+
+
+def help_text(FLAGS):
+    """The program's docstring, then its flags in HELP_GROUPS order (absl's rendering: help and default)."""
+    import sys as _sys
+
+    doc = (_sys.modules["__main__"].__doc__ or f"USAGE: {_sys.argv[0]} [flags]").rstrip("\n") + "\n"
+    own = program_flags(FLAGS)
+    lines, shown = [doc, "flags:"], set()
+    groups = list(HELP_GROUPS) + [("Other", tuple(sorted(own)))]
+    for title, names in groups:
+        members = [own[n] for n in names if n in own and n not in shown]
+        if not members:
+            continue
+        shown.update(f.name for f in members)
+        lines += ["", f"{title}:"]
+        FLAGS._render_flag_list(members, lines, prefix="  ")   # absl's own format (help, default, type)
+    lines += ["", "Try --helpfull to get a list of all flags (absl's and TensorFlow's too)."]
+    return "\n".join(lines) + "\n"
+
+
 def run(main):
-    """``absl.app.run(main)`` with parse_flags as the flag parser (entry points without TensorFlow use it
-    directly; the others through biobert.cli.run)."""
+    """``absl.app.run(main)`` with parse_flags as the flag parser (a bad value is one ``error:`` line) and a
+    --help (-?, --helpshort) that lists every flag of the program, grouped, and exits 0. Entry points without
+    TensorFlow use it directly; the others through biobert.cli.run."""
     from absl import app
 
+    class GroupedHelp(flags.BooleanFlag):
+        def __init__(self, name, short_name=None):
+            super().__init__(name, False, "show this help: every flag of this program, grouped, with defaults",
+                             short_name=short_name, allow_override=True, allow_hide_cpp=True)
+
+        def parse(self, arg):
+            if self._parse(arg):
+                sys.stdout.write(help_text(flags.FLAGS))
+                sys.stdout.flush()
+                sys.exit(0)
+
+    app.define_help_flags()
+    flags.DEFINE_flag(GroupedHelp("help", "?"), module_name="absl.app")
+    flags.DEFINE_flag(GroupedHelp("helpshort"), module_name="absl.app")
     app.run(main, flags_parser=parse_flags)
 
 

@@ -59,6 +59,48 @@ def read_re_tsv(path, with_header=True):
     return examples
 
 
+CHEMICAL_MASK, GENE_MASK = "@CHEMICAL$", "@GENE$"
+
+
+def _span(value, text, name, path, line):
+    """A [start, end] (or {"start", "end"}) character span of ``text``, checked; InputError naming the line."""
+    if isinstance(value, dict):
+        value = [value.get("start"), value.get("end")]
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise InputError(f'"{name}" must be a [start, end] pair of character offsets, got {value!r}',
+                         path=path, line=line)
+    start, end = value
+    if not 0 <= start < end <= len(text):
+        raise InputError(f'"{name}" span [{start}, {end}] is not inside the text ({len(text)} characters)',
+                         path=path, line=line)
+    return start, end
+
+
+def masked_pair(text, fields, path=None, line=None):
+    """The BLUE input of one pair: ``text`` with the chemical's and the gene's spans (``fields["chemical"]``,
+    ``fields["gene"]``: [start, end] character offsets) replaced by @CHEMICAL$ and @GENE$, or ``text`` itself
+    when it already carries both masks. None for an empty text; InputError naming the line otherwise."""
+    if not text.strip():
+        return None
+    if "chemical" in fields or "gene" in fields:
+        if "chemical" not in fields or "gene" not in fields:
+            raise InputError('give both "chemical" and "gene" spans', path=path, line=line)
+        chem = _span(fields["chemical"], text, "chemical", path, line)
+        gene = _span(fields["gene"], text, "gene", path, line)
+        if chem[0] < gene[1] and gene[0] < chem[1]:
+            raise InputError(f"the chemical span {list(chem)} and the gene span {list(gene)} overlap",
+                             path=path, line=line)
+        out = text
+        for (start, end), mask in sorted(((chem, CHEMICAL_MASK), (gene, GENE_MASK)), reverse=True):
+            out = out[:start] + mask + out[end:]
+        return out
+    if CHEMICAL_MASK in text and GENE_MASK in text:
+        return text
+    raise InputError(f'expected "chemical" and "gene" spans, or a text with {CHEMICAL_MASK} and {GENE_MASK}',
+                     path=path, line=line)
+
+
 def convert_example(example, tokenizer, max_seq_length):
     """BERT features of one Example.
 

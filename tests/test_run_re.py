@@ -142,3 +142,76 @@ def test_unknown_relation_label_stops_with_line(chemprot, tmp_path):
                   check=False)
     assert proc.returncode == 1
     assert f"{data / 'train.tsv'}:6" in proc.stderr and "CPR:10" in proc.stderr
+
+
+def test_predict_file_with_spans_or_masks(chemprot, shared_data, tmp_path):
+    """run_re.py --predict_file from the fine-tuned folder alone: real test pairs given as the original sentence
+    with the two mentions' character spans give the probabilities of the same pairs in the masked form."""
+    model = tmp_path / "model"
+    python([os.path.join(REPO, "run_re.py"), "--do_train", f"--data_dir={chemprot['data']}",
+            f"--bert_config_file={chemprot['config']}", f"--vocab_file={chemprot['vocab']}", f"--output_dir={model}",
+            f"--dllog_path={model / 'dllog.json'}", "--train_batch_size=16", "--learning_rate=2e-3",
+            "--num_train_epochs=2", "--iterations_per_loop=50", "--noamp", "--nouse_xla"])
+    mentions = {}
+    entities = shared_data / "ChemProt_Corpus" / "chemprot_test_gs" / "chemprot_test_entities_gs.tsv"
+    for line in entities.read_text(encoding="utf-8").splitlines():
+        pmid, tid, _, _, _, text = line.split("\t")
+        mentions[pmid, tid] = text
+    rows = [r.split("\t") for r in (chemprot["data"] / "test.tsv").read_text(encoding="utf-8").splitlines()[1:41]]
+    masked, spans = [], []
+    for index, sentence, _ in rows:
+        pmid, chem, gene = index.split(".")
+        text, found = sentence, {}
+        # Put the mentions back, left to right, remembering where each one lands.
+        while "@CHEMICAL$" in text or "@GENE$" in text:
+            c, g = text.find("@CHEMICAL$"), text.find("@GENE$")
+            mask, tid, key = (("@CHEMICAL$", chem, "chemical") if g < 0 or 0 <= c < g else ("@GENE$", gene, "gene"))
+            at = text.index(mask)
+            text = text[:at] + mentions[pmid, tid] + text[at + len(mask):]
+            found[key] = [at, at + len(mentions[pmid, tid])]
+        masked.append({"id": index, "text": sentence})
+        spans.append({"id": index, "text": text, **found})
+    path = tmp_path / "pairs.jsonl"
+    lines = [json.dumps(r) for r in spans[:20]] + [""] + [json.dumps(r) for r in spans[20:] + masked]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "pred"
+    python([os.path.join(REPO, "run_re.py"), "--do_predict", f"--predict_file={path}", f"--init_checkpoint={model}",
+            f"--output_dir={out}", f"--dllog_path={out / 'dllog.json'}", "--noamp", "--nouse_xla"])
+    records = [json.loads(line) for line in open(out / "predictions.jsonl", encoding="utf-8")]
+    assert [r["id"] for r in records] == [r["id"] for r in spans[:20]] + [21] + [r["id"] for r in spans[20:] + masked]
+    assert records[20] == {"id": 21, "text": "", "label": None, "probabilities": {}}
+    records = records[:20] + records[21:]
+    for record, given in zip(records[:40], spans):
+        assert record["chemical"] == given["chemical"] and record["gene"] == given["gene"]
+        pmid, chem, _ = given["id"].split(".")
+        assert record["text"][slice(*given["chemical"])] == mentions[pmid, chem]
+    for with_spans, with_masks in zip(records[:40], records[40:]):
+        assert list(with_spans["probabilities"]) == relation.LABELS
+        assert sum(with_spans["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert with_spans["label"] == max(with_spans["probabilities"], key=with_spans["probabilities"].get)
+        assert with_spans["probabilities"] == pytest.approx(with_masks["probabilities"], abs=1e-5)
+    assert len({r["label"] for r in records}) >= 2 or len({json.dumps(r["probabilities"]) for r in records}) > 10
+    # The exported model, reloaded in a fresh process without this project, gives the same probabilities.
+    export_dir = tmp_path / "exported"
+    python([os.path.join(REPO, "run_re.py"), f"--export_dir={export_dir}", f"--init_checkpoint={model}",
+            f"--output_dir={tmp_path / 'export_out'}", f"--dllog_path={tmp_path / 'export.json'}", "--noamp"])
+    for name in ("saved_model.pb", "vocab.txt", "bert_config.json"):
+        assert (export_dir / name).is_file(), name
+    serve = ("import json, sys, tensorflow as tf, tensorflow_text\n"
+             "m = tf.saved_model.load(sys.argv[1])\n"
+             "out = m.signatures['serving_default'](text=tf.constant(json.loads(sys.argv[2])))\n"
+             "assert not any(n.startswith('biobert') for n in sys.modules)\n"
+             "print(json.dumps([out['probabilities'].numpy().tolist(), out['label_id'].numpy().tolist()]))")
+    proc = python(["-c", serve, export_dir, json.dumps([r["text"] for r in masked])])
+    probabilities, label_ids = json.loads(proc.stdout.strip().splitlines()[-1])
+    for served, label_id, record in zip(probabilities, label_ids, records[40:]):
+        assert served == pytest.approx([record["probabilities"][k] for k in relation.LABELS], abs=1e-4)
+        assert relation.LABELS[label_id] == record["label"]
+    # Overlapping spans: one error line naming the line, nothing written.
+    path.write_text(json.dumps({"text": "aspirin inhibits COX-1", "chemical": [0, 7], "gene": [5, 22]}) + "\n")
+    proc = python([os.path.join(REPO, "run_re.py"), "--do_predict", f"--predict_file={path}",
+                   f"--init_checkpoint={model}", f"--output_dir={tmp_path / 'pred2'}",
+                   f"--dllog_path={tmp_path / 'pred2.json'}"], check=False)
+    assert proc.returncode == 1
+    assert f"error: {path}:1: the chemical span [0, 7] and the gene span [5, 22] overlap" in proc.stderr
+    assert not (tmp_path / "pred2" / "predictions.jsonl").exists()

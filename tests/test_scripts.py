@@ -27,7 +27,7 @@ USER_SCRIPTS = [p for p in ALL_SCRIPTS if p.name != "common.sh"]
 # variables the scripts read; cleared so the caller's environment cannot leak into a test
 SCRIPT_VARS = """DATA_ROOT BERT_DIR VOCAB_FILE BERT_CONFIG BC5CDR_DATA CHEMPROT_DATA CHEMPROT_CORPUS
 RESULTS_DIR OUTPUT_DIR PYTHON DRY_RUN INIT_CHECKPOINT CHECKPOINTS_DIR INPUT_FILES_DIR EVAL_FILES_DIR
-NUM_SHARDS N_TRAINING_SHARDS MAX_EVAL_STEPS BENCH_EPOCHS BENCH_SEQ_LENGTHS BENCH_BATCH_SIZES BENCH_PRECISIONS SEQ_LENGTH PHASE BATCHSIZE
+PREDICT_FILE NUM_SHARDS N_TRAINING_SHARDS MAX_EVAL_STEPS BENCH_EPOCHS BENCH_SEQ_LENGTHS BENCH_BATCH_SIZES BENCH_PRECISIONS SEQ_LENGTH PHASE BATCHSIZE
 LEARNING_RATE NUM_ACCUMULATION_STEPS TRAIN_STEPS WARMUP_STEPS DO_LOWER_CASE DO_BERT_BASE CONT MOUNTS
 DATADIR CHECKPOINTDIR SLURM_SUBMIT_DIR SLURM_JOB_NUM_NODES IMAGE DATA_DIR PYTHON_HELPER EPOCHS""".split()
 
@@ -418,6 +418,31 @@ def test_inference_script_per_task(sb, task, entry, seq, tag):
     assert f["do_lower_case"] == "false" and f["noamp"] is True and f["nouse_xla"] is True
     assert re.fullmatch(rf"tf_bert_biobert_{tag}_inference_base_fp32_{STAMP}", pathlib.Path(f["output_dir"]).name)
     assert (cmds[-1][1].endswith("re_eval.py")) == (task == "rel_chemprot")
+
+
+@pytest.mark.parametrize("task, entry, seq", [("ner_bc5cdr-chem", "run_ner.py", "128"),
+                                              ("rel_chemprot", "run_re.py", "512")])
+def test_inference_script_tags_a_predict_file_with_a_fine_tuned_folder(sb, tmp_path, task, entry, seq):
+    model = tmp_path / "fine_tuned"
+    model.mkdir()
+    (model / "model_info.json").write_text("{}")
+    text = tmp_path / "abstracts.txt"
+    text.write_text("Aspirin.\n")
+    cmds = sb.commands("run_biobert_finetuning_inference.sh", task, model, PREDICT_FILE=text)
+    (run,) = [c for c in cmds if c[1].endswith(entry)]
+    f = flags(run)
+    assert f["do_predict"] == "true" and f["predict_file"] == str(text) and f["init_checkpoint"] == str(model)
+    assert "do_eval" not in f and "data_dir" not in f
+    assert not {"do_lower_case", "vocab_file", "bert_config_file"} & set(f)    # the folder's own
+    assert (f["predict_batch_size"], f["max_seq_length"]) == ("16", seq)
+    assert not any(c[1].endswith(("re_eval.py", "ChemProtTextFormatting.py")) for c in cmds)
+    # a plain TF1 checkpoint (no model_info.json beside it) still gets the vocabulary, config and casing
+    cmds = sb.commands("run_biobert_finetuning_inference.sh", task, "/ft/model.ckpt-99", "base", "true",
+                       PREDICT_FILE=text)
+    f = flags([c for c in cmds if c[1].endswith(entry)][0])
+    assert f["do_lower_case"] == "false" and f["vocab_file"].endswith("vocab.txt")
+    proc = sb.run("run_biobert_finetuning_inference.sh", task, model, PREDICT_FILE=tmp_path / "missing.txt")
+    assert proc.returncode == 1 and "PREDICT_FILE not found" in proc.stderr
 
 
 def test_inference_rejects_unknown_task(sb):

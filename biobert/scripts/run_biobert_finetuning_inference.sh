@@ -1,5 +1,6 @@
 #!/bin/bash
-# Evaluate a fine-tuned BioBERT checkpoint on the dev and test sets of one task (single process).
+# Evaluate a fine-tuned BioBERT checkpoint on the dev and test sets of one task (single process), or, with
+# PREDICT_FILE, tag your own text with it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -25,6 +26,12 @@ Sequence length: 128 for NER, 512 for ChemProt (SEQ_LENGTH overrides).
 Environment: DATA_ROOT, BERT_DIR, VOCAB_FILE, BERT_CONFIG, BC5CDR_DATA, CHEMPROT_DATA,
 CHEMPROT_CORPUS, RESULTS_DIR, OUTPUT_DIR, PYTHON, DRY_RUN=1 (print commands only).
 Output: <results>/tf_bert_biobert_<task>_inference_<bert_model>_<precision>_<yymmddHHMMSS>.
+
+Your own text: PREDICT_FILE=FILE (plain text, one document a line, or JSON lines with "text" and an
+optional "id"; for rel_chemprot JSON lines with the "chemical" and "gene" character spans, or the
+@CHEMICAL$/@GENE$ masked form) and init_checkpoint = a fine-tuned output folder: runs
+--do_predict --predict_file instead and writes <output>/predictions.jsonl. The folder's own
+vocabulary, config and casing are used (bert_model and cased are then not needed).
 USAGE
 }
 
@@ -51,6 +58,31 @@ init_checkpoint="${init_checkpoint:-$results/biobert_tf_${CASING_DIR_PREFIX}_${b
 bb_set_model_file_flags "$init_checkpoint"
 
 out="${OUTPUT_DIR:-$results/tf_bert_biobert_${TASK_TAG}_inference_${bert_model}_${precision}_$(bb_datestamp)}"
+
+if [ -n "${PREDICT_FILE:-}" ]; then
+    [ -f "$PREDICT_FILE" ] || bb_die "PREDICT_FILE not found: $PREDICT_FILE"
+    folder="$init_checkpoint"
+    [ -d "$folder" ] || folder="$(dirname "$init_checkpoint")"
+    own_flags=()
+    if [ ! -f "$folder/model_info.json" ]; then
+        # not a folder written by this project's fine-tuning: the model files and casing must be given
+        own_flags=("${MODEL_FILE_FLAGS[@]}" "$CASE_FLAG")
+    fi
+    bb_mkdir "$out"
+    bb_info "Tagging $PREDICT_FILE with $init_checkpoint; output: $out/predictions.jsonl"
+    bb_run "$PYTHON" "$ENTRY" \
+        --do_predict=true \
+        "--task_name=$TASK_NAME" \
+        "--predict_file=$PREDICT_FILE" \
+        "--init_checkpoint=$init_checkpoint" \
+        "${own_flags[@]}" \
+        "--output_dir=$out" \
+        "--dllog_path=$out/bert_dllog.json" \
+        "--predict_batch_size=$batch_size" \
+        "--max_seq_length=$seq_length" \
+        "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")"
+    exit 0
+fi
 bb_mkdir "$out"
 bb_info "Inference for $task with $init_checkpoint; output: $out"
 
