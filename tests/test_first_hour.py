@@ -181,7 +181,10 @@ def test_output_files_are_readable_as_the_umask_allows(tiny_run):
     for name in ("bert_config.json", "checkpoint", "eval_results.txt", "label_map.json", "test_labels.txt",
                  "test_results_conlleval.txt", "bert_dllog.json", "model.ckpt-3.index"):
         assert name in names
-    modes = {name: oct(os.stat(out / name).st_mode & 0o777) for name in names}
+    modes = {}
+    for folder, subfolders, files in os.walk(out):     # every file, the TensorBoard events too; folders 0755
+        modes.update({os.path.join(folder, n): oct(os.stat(os.path.join(folder, n)).st_mode & 0o777) for n in files})
+        assert all(os.stat(os.path.join(folder, d)).st_mode & 0o777 == 0o755 for d in subfolders), subfolders
     assert set(modes.values()) == {"0o644"}, modes
 
 
