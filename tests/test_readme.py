@@ -20,13 +20,14 @@ README = REPO / "README.md"
 
 # (key, a string that identifies the block, how it runs: "ci" | "dry" | "fast" | "slow")
 KINDS = [
-    ("install", "bash scripts/install.sh", "ci"),
+    ("install", "bash scripts/install.sh && python -m pytest", "ci"),
     ("ner_script", "bash biobert/scripts/ner_bc5cdr-chem.sh", "slow"),
     ("run_ner", "python run_ner.py --task_name=bc5cdr", "slow"),
     ("chemprot", "python data/ChemProtTextFormatting.py", "slow"),
     ("pretraining_first_look", "bash data/create_biobert_datasets_from_start.sh", "slow"),
     ("pretraining_recipe", "sbatch -N4", "dry"),
     ("biobert_weights", "BERT_DIR=/data/biobert_v1.1_pubmed", "dry"),
+    ("tag_own_text", "run_biobert_finetuning_inference.sh ner_bc5cdr-chem", "slow"),
 ]
 
 
@@ -158,11 +159,11 @@ def test_quick_check_command(clone):
 
 
 def test_install_block_is_what_ci_runs():
+    """The first block: the demo (tests/test_scripts.py runs scripts/demo.sh) and the test command .ci/run runs."""
     ci = (REPO / ".ci" / "run").read_text()
-    for line in block("install").splitlines():
-        command = line.split("#")[0].strip()
-        if command:
-            assert command in ci, f"README's {command!r} is not what .ci/run runs"
+    commands = [line.split("#")[0].strip() for line in block("install").splitlines() if line.split("#")[0].strip()]
+    assert commands == ["bash scripts/demo.sh", "bash scripts/install.sh && python -m pytest -q"]
+    assert commands[1] in ci, f"README's {commands[1]!r} is not what .ci/run runs"
 
 
 def test_clone_has_no_untracked_outputs_to_begin_with(clone):
