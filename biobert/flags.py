@@ -92,7 +92,7 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
     flags.DEFINE_bool("adam_bias_correction", True, "Divide Adam's moments by (1 - beta^t) (textbook Adam, as "
                       "Hugging Face's AdamW). --noadam_bias_correction is Google's and NVIDIA's "
-                      "AdamWeightDecayOptimizer, which cost about 4 F1 points on BC5CDR-chem with MiniLM (BENCHMARKS.md, "
+                      "AdamWeightDecayOptimizer, which cost 3.7 F1 points on BC5CDR-chem with MiniLM (BENCHMARKS.md, "
                       "'Adam bias correction'), so correction stays on by default.")
     flags.DEFINE_bool("group_by_length", group_by_length, "Sort the shuffled training rows by length within "
                       "windows of 64 batches, so that batches need little padding (a batch then holds rows of "
