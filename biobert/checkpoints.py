@@ -33,6 +33,13 @@ def hf_folder(path):
     return None
 
 
+def checkpoint_folder(path):
+    """The folder of a checkpoint path: the path itself if it is a folder, else the prefix's folder; None for none."""
+    if not path:
+        return None
+    return path if os.path.isdir(path) else os.path.dirname(path) or "."
+
+
 def model_files(init_checkpoint):
     """The model files that come with ``init_checkpoint``: {"config": path or None, "vocab": path or None}.
 
@@ -46,7 +53,7 @@ def model_files(init_checkpoint):
     folder = hf_folder(init_checkpoint)
     names = {"config": "config.json", "vocab": "vocab.txt"}
     if folder is None:
-        folder = init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint) or "."
+        folder = checkpoint_folder(init_checkpoint)
         names["config"] = "bert_config.json"
     for key, name in names.items():
         path = os.path.join(folder, name)

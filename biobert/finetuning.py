@@ -66,8 +66,7 @@ class NerTask:
         saved = os.path.join(output_dir, self.label_file)
         candidates = [saved]
         if init_checkpoint:
-            base = init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint)
-            candidates.append(os.path.join(base, self.label_file))
+            candidates.append(os.path.join(checkpoints.checkpoint_folder(init_checkpoint), self.label_file))
         existing = next((p for p in candidates if os.path.isfile(p)), None)
         if existing:
             self.label_map = ner.LabelMap.from_json(existing)
@@ -236,16 +235,9 @@ def _mean_loss(features, probs, label_key, weight_key):
 MODEL_INFO = "model_info.json"
 
 
-def checkpoint_folder(init_checkpoint):
-    """The folder of --init_checkpoint (the path itself if a folder, else the checkpoint prefix's folder)."""
-    if not init_checkpoint:
-        return None
-    return init_checkpoint if os.path.isdir(init_checkpoint) else os.path.dirname(init_checkpoint) or "."
-
-
 def read_model_info(init_checkpoint):
     """model_info.json beside --init_checkpoint (written by a fine-tuning run), else {}."""
-    folder = checkpoint_folder(init_checkpoint)
+    folder = checkpoints.checkpoint_folder(init_checkpoint)
     path = os.path.join(folder, MODEL_INFO) if folder else None
     if not path or not os.path.isfile(path):
         return {}
@@ -318,7 +310,7 @@ def run(task, FLAGS):
         if FLAGS["do_lower_case"].present and bool(FLAGS.do_lower_case) != bool(info["do_lower_case"]):
             raise InputError(f"--do_lower_case={FLAGS.do_lower_case} but the model was fine-tuned with "
                              f"do_lower_case={info['do_lower_case']} (drop the flag to use the model's casing)",
-                             path=os.path.join(checkpoint_folder(source), MODEL_INFO))
+                             path=os.path.join(checkpoints.checkpoint_folder(source), MODEL_INFO))
         do_lower_case = bool(info["do_lower_case"])
     config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, source,
                                                   FLAGS.bert_model)

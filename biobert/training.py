@@ -147,7 +147,6 @@ def prefetch(iterator, depth=2):
     """Yield the items of ``iterator`` while a background thread prepares the next ``depth`` (host batches built
     while the device computes). An exception of the producer is raised where the item would have been."""
     import queue
-    import threading
 
     items = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -296,7 +295,6 @@ class Trainer:
             self.optimizer = optimization.create_optimizer(
                 config.optimizer_type, self.schedule, config.weight_decay_rate,
                 bias_correction=config.adam_bias_correction)
-            self.inner_optimizer = self.optimizer
             self.optimizer.set_variable_names(self.variables)
             self.trainable = list(self.model.trainable_variables)
             self.optimizer.build(self.trainable)
@@ -441,7 +439,6 @@ class Trainer:
         loss_scaling = runtime.loss_scaling
         accumulators = self.accumulators
         reduce_each_micro_batch = accumulators is not None and not cfg.allreduce_post_accumulation
-        options = getattr(runtime, "communication_options", None)
 
         @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
         def gradients(batch):
@@ -461,7 +458,7 @@ class Trainer:
             if replicas == 1:
                 return grads
             context = tf.distribute.get_replica_context()
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, grads, options=options)
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
 
         def accumulate_replica(batch):
             loss, grads = gradients(batch)
@@ -473,8 +470,8 @@ class Trainer:
 
         def final_replica(batch, stop):
             """The last micro-batch of a step: the step's combined gradient, unscaled and clipped, whether it is
-            finite, and how many workers asked to stop (``stop``: 1.0 on the first replica of a worker that caught
-            a preemption signal; summed with the gradients, so every replica gets the same values)."""
+            finite, and how many replicas asked to stop (``stop``: 1.0 on every replica of a worker that caught a
+            preemption signal; summed with the gradients, so every replica gets the same values)."""
             loss, grads = gradients(batch)
             if accumulators is not None and not reduce_each_micro_batch:
                 grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
@@ -608,9 +605,20 @@ class Trainer:
             # Decisions (checkpoint, stop, divergence, preemption) use values every worker has at the same step:
             # the previous step's outputs (finished by the time this step is queued, so reading them lets the
             # device run on), and this step's own only where it may be a boundary.
-            known = (step, 0.0, 0)                 # (global step, workers asking to stop, non-finite in a row)
+            known = (step, 0.0, 0)                 # (global step, replicas asking to stop, non-finite in a row)
             pending = None                         # the previous step's (global step, stop, non-finite) tensors
             last_loss = None
+
+            def report(shown, done, now):
+                """A progress line for step ``shown`` with last_loss, the sentences/s since the last line and the
+                time left from ``done`` steps finished (None: the first step, no rate yet); opens a new window."""
+                nonlocal window_rows, window_start, last_report
+                if done is None:
+                    self._progress(shown, last_loss, 0.0, now - train_start, None)
+                else:
+                    self._progress(shown, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
+                                   (now - timed_from) / max(done - timed_steps, 1) * (cfg.num_train_steps - done))
+                window_rows, window_start, last_report = 0, now, now
             while True:
                 rows = 0
                 losses = []
@@ -639,10 +647,7 @@ class Trainer:
                 if not boundary:
                     if now - last_report >= cfg.progress_seconds and timed_from is not None:
                         last_loss = float(np.mean([float(value) for value in losses]))
-                        self._progress(known[0] + 1, last_loss, window_rows / max(now - window_start, 1e-9),
-                                       now - train_start, (now - timed_from) / max(known[0] - timed_steps, 1)
-                                       * (cfg.num_train_steps - known[0]))
-                        window_rows, window_start, last_report = 0, now, now
+                        report(known[0] + 1, known[0], now)
                     continue
                 # A boundary: this step's results (waits for the device).
                 last_loss = float(np.mean([float(value) for value in losses]))
@@ -660,32 +665,29 @@ class Trainer:
                     timed_from, timed_steps = now, step
                     self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
                                   f"{now - train_start:.1f}s")
-                    self._progress(step, last_loss, 0.0, now - train_start, None)
-                    window_rows, window_start, last_report = 0, now, now
+                    report(step, None, now)
                 elif step != before and (step % cfg.display_loss_steps == 0 or step >= cfg.num_train_steps
                                          or preempt > 0):
-                    self._progress(step, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
-                                   (now - timed_from) / max(step - timed_steps, 1) * (cfg.num_train_steps - step))
-                    window_rows, window_start, last_report = 0, now, now
+                    report(step, step, now)
                 if preempt > 0 and step < cfg.num_train_steps:
                     # Some worker caught a signal before the previous step: all finish here.
-                    if on_save is not None:
-                        on_save(step)
-                    self.save()
+                    self._checkpoint(step, on_save)
                     raise Preempted(step, caught[0] if caught else "a preemption signal (on another worker)")
                 if (cfg.save_checkpoints_steps and step != before and step < cfg.num_train_steps
                         and step % cfg.save_checkpoints_steps == 0):
-                    if on_save is not None:
-                        on_save(step)
-                    self.save()
+                    self._checkpoint(step, on_save)
                 if step >= cfg.num_train_steps:
                     break
-        if on_save is not None:
-            on_save(step)
-        self.save()
+        self._checkpoint(step, on_save)
         total = time.time() - train_start
         self.log.log((), {"train_time_s": total}, text=f"training took {total:.1f}s")
         return last_loss
+
+    def _checkpoint(self, step, on_save):
+        """``on_save(step)`` on every worker (e.g. its input position), then the chief's checkpoint."""
+        if on_save is not None:
+            on_save(step)
+        self.save()
 
     def _replica_values(self, value):
         """``value`` as a float32 scalar on every replica (a plain tensor with one replica)."""

@@ -1,5 +1,6 @@
 """Many replicas, one model: the combined-gradient step under loss scaling, per-replica dropout masks, the
 learning-rate and optimizer semantics, and pre-training input sharded per worker and resumed without re-reading."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -357,25 +358,33 @@ def wait_for_a_checkpoint(procs, folder, timeout=300):
         time.sleep(0.5)
 
 
-def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tmp_path):
-    import signal
-    import time
-
-    from biobert import checkpoints
-
+@contextlib.contextmanager
+def two_workers_training(tmp_path):
+    """Two TF_CONFIG workers training on a shared folder (checkpoints every 5 steps), from their first checkpoint
+    on: yields (worker script, shared folder, processes); the processes are killed on the way out."""
     script = tmp_path / "worker.py"
     script.write_text(RESUMING_WORKER)
     shared = tmp_path / "shared"
     procs = start_two_workers(script, [shared, shared], 100000, save=5)
     try:
         wait_for_a_checkpoint(procs, shared)
+        yield script, shared, procs
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def test_a_killed_worker_stops_the_other_with_one_message_and_the_job_resumes(tmp_path):
+    import signal
+    import time
+
+    from biobert import checkpoints
+
+    with two_workers_training(tmp_path) as (script, shared, procs):
         procs[1].send_signal(signal.SIGKILL)                      # kill -9 of worker 1, mid-training
         killed = time.time()
         output = procs[0].communicate(timeout=150)[0]
         waited = time.time() - killed
-    finally:
-        for p in procs:
-            p.kill()
     assert procs[0].returncode == 1, output
     assert waited < 120, waited
     errors = [line for line in output.splitlines() if line.startswith("error:")]
@@ -396,17 +405,9 @@ def test_a_signal_to_one_worker_stops_both_after_the_same_step(tmp_path):
 
     from biobert import checkpoints
 
-    script = tmp_path / "worker.py"
-    script.write_text(RESUMING_WORKER)
-    shared = tmp_path / "shared"
-    procs = start_two_workers(script, [shared, shared], 100000, save=5)
-    try:
-        wait_for_a_checkpoint(procs, shared)
+    with two_workers_training(tmp_path) as (_, shared, procs):
         procs[1].send_signal(signal.SIGTERM)
         outputs = [p.communicate(timeout=150)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
     steps = []
     for p, out in zip(procs, outputs):
         assert p.returncode == 75, out

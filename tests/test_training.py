@@ -71,11 +71,11 @@ def test_loss_falls_and_checkpoint_resumes_at_step(runtime, tmp_path):
     # A new run in the same output_dir continues from the saved state, optimizer included.
     again = make_trainer(runtime, tmp_path, steps=35)
     assert again.restore_latest() == 30
-    assert int(again.inner_optimizer.iterations.numpy()) == 30
+    assert int(again.optimizer.iterations.numpy()) == 30
     name = "bert/encoder/layer_0/attention/self/query/kernel"
     np.testing.assert_array_equal(again.variables[name].numpy(), trainer.variables[name].numpy())
-    np.testing.assert_array_equal(again.inner_optimizer.slots(again.variables[name])["adam_v"].numpy(),
-                                  trainer.inner_optimizer.slots(trainer.variables[name])["adam_v"].numpy())
+    np.testing.assert_array_equal(again.optimizer.slots(again.variables[name])["adam_v"].numpy(),
+                                  trainer.optimizer.slots(trainer.variables[name])["adam_v"].numpy())
     again.fit(training.training_batches(feats, 16, 32, seed=3, start_step=30))
     assert int(again.global_step.numpy()) == 35
     assert [s for s, d in logged(again.log) if "loss" in d] == [31, 32, 33, 34, 35]
@@ -168,11 +168,11 @@ def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
         trainer.fit(iter(batches))
         trainers.append(trainer)
     one, two = trainers
-    assert int(two.global_step.numpy()) == 1 and int(two.inner_optimizer.iterations.numpy()) == 1
+    assert int(two.global_step.numpy()) == 1 and int(two.optimizer.iterations.numpy()) == 1
     for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings", "output_weights"):
         # The first moment after one step is (1 - beta_1) * gradient: it shows the gradient's scale too.
-        m_one = one.inner_optimizer.slots(one.variables[name])["adam_m"].numpy()
-        m_two = two.inner_optimizer.slots(two.variables[name])["adam_m"].numpy()
+        m_one = one.optimizer.slots(one.variables[name])["adam_m"].numpy()
+        m_two = two.optimizer.slots(two.variables[name])["adam_m"].numpy()
         assert np.abs(m_one).max() > 0
         np.testing.assert_allclose(m_two, m_one, rtol=1e-4, atol=1e-8)
         np.testing.assert_allclose(two.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
@@ -241,8 +241,8 @@ def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
     for other in trainers[1:]:
         for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings",
                      "output_weights"):
-            m_one = one.inner_optimizer.slots(one.variables[name])["adam_m"].numpy()
-            m_other = other.inner_optimizer.slots(other.variables[name])["adam_m"].numpy()
+            m_one = one.optimizer.slots(one.variables[name])["adam_m"].numpy()
+            m_other = other.optimizer.slots(other.variables[name])["adam_m"].numpy()
             assert np.abs(m_one).max() > 0
             np.testing.assert_allclose(m_other, m_one, rtol=1e-4, atol=1e-8)
             np.testing.assert_allclose(other.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5,
