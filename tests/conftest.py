@@ -9,6 +9,27 @@ SHARED_DATA = pathlib.Path(os.environ.get("BIOBERT_SHARED_DATA", REPO.parent / "
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The suite runs on two pytest-xdist workers (pytest.ini). The modules below hold the longest tests (real
+# processes: Slurm, mpirun, interrupted and resumed runs); handing them out first lets both workers finish together.
+LONGEST_FIRST = ("test_multiworker", "test_run_re", "test_replicas", "test_run_pretraining", "test_predict_text",
+                 "test_first_hour", "test_run_ner", "test_faults", "test_distribution", "test_help", "test_training")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the tests that share a module-scoped fixture (a trained model, a Slurm cluster) on one worker, so the
+    fixture is built once, and order the work longest first."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        shared = defs and any(d and d[-1].scope == "module" for d in defs.name2fixturedefs.values())
+        if shared and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+    def rank(item):
+        name = item.module.__name__
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)          # stable: within a module, the written order
+
 
 @pytest.fixture(autouse=True)
 def float32_after_each_test():

@@ -16,6 +16,9 @@ from system import SlurmCluster, ensure_debian_packages, free_port_base
 
 from biobert import distribution
 
+# One Slurm cluster and one set of reference runs for the module: its tests stay on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Trains a tiny classifier for 4 steps on 64 fixed examples, global batch 16, through distribution.setup():
