@@ -118,6 +118,31 @@ def assemble_batch(features, idx, lengths, max_length, pad_multiple=32, parts=1)
     return padded if parts > 1 else padded[0]
 
 
+def relaxed_spec(structure):
+    """TensorSpecs for the tensors of ``structure`` with every dimension unknown."""
+    return tf.nest.map_structure(lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), structure)
+
+
+def one_trace(function, replicas):
+    """``function`` (a tf.function taking batches) traced once for every batch shape: before its first call it is
+    traced with every dimension unknown, and calls with any concrete shape then run that graph. (Left to itself,
+    with reduce_retracing, it traces a batch's concrete shapes, then again and again while generalising them: three
+    traces of the whole training step at the start of a run whose batches differ in length, some 5-20 s each.)
+    Under XLA the compiled clusters still specialise per shape when they run. With several replicas the batches
+    are distributed values, traced as they come."""
+    if replicas > 1:
+        return function
+    traced = []
+
+    def call(*args):
+        if not traced:
+            function.get_concrete_function(*relaxed_spec(args))
+            traced.append(True)
+        return function(*args)
+    call.function = function
+    return call
+
+
 def as_parts(batch):
     """The parts of a batch from ``training_batches``: the tuple itself, or (batch,) for a batch in one piece."""
     return batch if isinstance(batch, tuple) else (batch,)
@@ -538,7 +563,8 @@ class Trainer:
         def forward(batch):
             return model(batch, training=False)
 
-        self._apply_step, self._accumulate_step, self._forward = apply_step, accumulate_step, forward
+        self._apply_step, self._accumulate_step, self._forward = (one_trace(f, replicas) for f in
+                                                                   (apply_step, accumulate_step, forward))
 
     def _distribute(self, batch, per_worker=False):
         """Split a batch into per-replica slices: a global batch (every worker holds all rows; replica r takes

@@ -1,4 +1,5 @@
 """The shared loop: loss falls, checkpoints resume, accumulation, AMP/XLA steps, optimizer maths."""
+import itertools
 import shutil
 
 import keras
@@ -110,6 +111,28 @@ def test_resumed_run_draws_the_dropout_masks_of_an_uninterrupted_one(runtime, tm
     again = make_trainer(runtime, tmp_path / "old", steps=8)
     assert again.restore_latest() == 6
     assert any("no dropout seed state" in str(line) for line in again.log.lines)
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_batches_of_every_length_run_one_trace(runtime, tmp_path, xla):
+    # Training batches padded to 8..24 and inference batches of other shapes: one trace each of the training
+    # step and of the forward pass, and the same losses as the step traced for each shape.
+    feats = toy_features(n=64, seed=4)
+    batches = list(itertools.islice(training.training_batches(feats, 8, 32, seed=1, pad_multiple=8, sort_window=1), 8))
+    assert len({b["input_ids"].shape[1] for b in batches}) >= 2
+    keras.utils.set_random_seed(5)
+    trainer = make_trainer(runtime, tmp_path, steps=len(batches), dropout=0.0, use_xla=xla)
+    trainer.fit(iter(batches))
+    assert trainer._apply_step.function.experimental_get_tracing_count() == 1
+    outputs = list(trainer.predict([{k: v[:n] for k, v in b.items()} for b, n in zip(batches[:3], (8, 5, 3))]))
+    assert [o.shape[0] for o in outputs] == [8, 5, 3]
+    assert trainer._forward.function.experimental_get_tracing_count() == 1
+    # The same steps, each shape traced by itself.
+    keras.utils.set_random_seed(5)
+    plain = make_trainer(runtime, tmp_path / "plain", steps=len(batches), dropout=0.0, use_xla=xla)
+    plain._apply_step = plain._apply_step.function
+    plain.fit(iter(batches))
+    np.testing.assert_allclose(losses(trainer.log), losses(plain.log), rtol=1e-5)
 
 
 def test_training_batches_resume_position_and_padding():
