@@ -391,7 +391,8 @@ def run(task, FLAGS):
         start = int(trainer.consumed_batches.numpy()) // accumulate_parts
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
                                             seed=FLAGS.seed, start_step=start,
-                                            sort_window=sort_window, parts=parts)
+                                            sort_window=sort_window, parts=parts,
+                                            pad_multiple=training.pad_multiple(FLAGS.use_xla))
         if accumulate_parts > 1:
             batches = training.flat_parts(batches)
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
@@ -473,7 +474,8 @@ def infer(trainer, task, features, batch_size, max_seq_length, log, split, phase
     seconds of batching, the model and the outputs (softmax)."""
     logits = [None] * len(features)
     latencies, start = [], time.time()
-    batches = training.inference_batches(features, batch_size, max_seq_length)
+    batches = training.inference_batches(features, batch_size, max_seq_length,
+                                         pad_multiple=training.pad_multiple(trainer.config.use_xla))
     first = True
     done = 0
     spent = {"batching": 0.0, "model": 0.0, "outputs": 0.0}
