@@ -22,7 +22,8 @@ Rows, each side run as its own process, ours first then the peer, one job after 
 
 --precision=bf16 runs ours with --amp and the peer under torch.autocast(bfloat16): only meaningful on a CPU with
 bfloat16 arithmetic (AVX512_BF16 / AMX). Before each timed job the script waits (up to --wait_minutes) until no
-pytest process runs, and the table notes the load average each job started at.
+pytest process runs, and the table notes the load average each job started at. Each job's output is kept in
+--work_dir as <job>.log.
 """
 import argparse
 import json
@@ -67,6 +68,8 @@ def run(cmd, what, args, env=None):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, **(env or {})))
     seconds = time.perf_counter() - began
     out = proc.stdout + proc.stderr
+    with open(os.path.join(args.work_dir, re.sub(r"\W+", "_", what).strip("_") + ".log"), "w") as handle:
+        handle.write(" ".join(cmd) + "\n" + out)
     if proc.returncode != 0:
         sys.exit(f"error: {what} failed (exit {proc.returncode}):\n{out[-4000:]}")
     print(f"  {what}: {seconds:.1f}s", flush=True)
@@ -140,8 +143,11 @@ def epoch_rows(args, data_dir, out_dir):
                            f"--batch={args.batch}", f"--seq={args.seq}", f"--output_dir={peer_out}"),
                       "peer: training epoch", args)
     p = peer_result(pout)
-    NOTES.append(f"epoch: ours {steps} steps, the peer {p['steps']} steps of {args.batch} "
-                 f"(training loss: the peer {p['loss']:.4f})")
+    features = float(re.search(r"features in ([\d.]+)s", out).group(1))
+    first = float(re.search(r"first step \(tracing[^)]*\) took ([\d.]+)s", out).group(1))
+    NOTES.append(f"epoch: ours {steps} steps (features {features:.1f}s, first step with tracing {first:.1f}s, the "
+                 f"other {steps - 1} steps and the checkpoint {took - first:.1f}s), the peer {p['steps']} steps of "
+                 f"{args.batch} (features {p['feature_seconds']:.1f}s)")
     return [("one training epoch, the training loop, s (lower is better)", took, p["train_seconds"]),
             ("one training epoch, the whole command, s (lower is better)", wall, pwall)]
 
