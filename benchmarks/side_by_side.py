@@ -219,7 +219,7 @@ def main(argv=None):
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--quick", action="store_true", help="slices: 96 training and 200 test sentences, one small "
                         "fixed shape, few steps, two peer batch sizes")
-    parser.add_argument("--rows", default="fixed,epoch,predict", help="which rows, comma-separated")
+    parser.add_argument("--rows", default="fixed,epoch,predict", help="which rows, comma-separated, run in this order")
     parser.add_argument("--batch", type=int, default=32, help="training batch (both sides)")
     parser.add_argument("--seq", type=int, default=128, help="max sequence length (both sides)")
     parser.add_argument("--steps", type=int, default=20, help="timed fixed-shape training steps")
@@ -243,22 +243,24 @@ def main(argv=None):
     for name, n in (("train.tsv", train_n), ("devel.tsv", train_n), ("test.tsv", test_n)):
         if os.path.isfile(os.path.join(args.data_dir, name)):
             slice_file(os.path.join(args.data_dir, name), os.path.join(data_dir, name), n)
-    wanted = set(args.rows.split(","))
-    rows = []
-    if "fixed" in wanted:
-        peak = matmul_peak(args)
-        NOTES.append(f"2048^3 matmul in TensorFlow ({args.precision}): {peak:.0f} GFLOP/s")
-        rows += fixed_shape_rows(args, peak)
-    model_dir = args.model
-    if "epoch" in wanted:
-        out_dir = os.path.join(args.work_dir, "ours_train")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        rows += epoch_rows(args, data_dir, out_dir)
-        model_dir = model_dir or out_dir
-    if "predict" in wanted:
-        if not model_dir:
-            sys.exit("error: predicting needs --model or the epoch row")
-        rows += predict_rows(args, data_dir, model_dir)
+    wanted = args.rows.split(",")
+    if set(wanted) - {"fixed", "epoch", "predict"}:
+        sys.exit(f"error: --rows takes fixed, epoch and predict, not {args.rows!r}")
+    if "predict" in wanted and not args.model and "epoch" not in wanted[:wanted.index("predict")]:
+        sys.exit("error: predicting needs --model or the epoch row before it")
+    rows, model_dir = [], args.model
+    for row in wanted:                     # in the order given
+        if row == "fixed":
+            peak = matmul_peak(args)
+            NOTES.append(f"2048^3 matmul in TensorFlow ({args.precision}): {peak:.0f} GFLOP/s")
+            rows += fixed_shape_rows(args, peak)
+        elif row == "epoch":
+            out_dir = os.path.join(args.work_dir, "ours_train")
+            shutil.rmtree(out_dir, ignore_errors=True)
+            rows += epoch_rows(args, data_dir, out_dir)
+            model_dir = model_dir or out_dir
+        else:
+            rows += predict_rows(args, data_dir, model_dir)
     print_table(rows, args)
 
 
