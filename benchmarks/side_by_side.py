@@ -155,7 +155,8 @@ def epoch_rows(args, data_dir, out_dir):
 def predict_rows(args, data_dir, model_dir):
     pred_dir = os.path.join(args.work_dir, "ours_predict")
     shutil.rmtree(pred_dir, ignore_errors=True)
-    ours_cmd = [sys.executable, "run_ner.py", "--do_predict", f"--data_dir={data_dir}", f"--init_checkpoint={model_dir}",
+    ours_cmd = [sys.executable, "run_ner.py", "--do_predict", f"--data_dir={data_dir}",
+                f"--init_checkpoint={model_dir}",
                 f"--output_dir={pred_dir}", f"--dllog_path={pred_dir}/dllog.json", "--nouse_xla",
                 "--amp" if args.precision == "bf16" else "--noamp"]
     if args.predict_batch_size:
