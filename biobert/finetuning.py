@@ -318,18 +318,25 @@ def run(task, FLAGS):
     tokenizer = FullTokenizer(vocab_file, do_lower_case=do_lower_case)
 
     splits = {}
+    phases = {}          # split -> {phase: seconds} (the predict line's profile)
     if FLAGS.do_train:
         splits["train"] = task.read(FLAGS.data_dir, "train")
     task.prepare_labels(FLAGS.output_dir, splits.get("train"), FLAGS.init_checkpoint)
-    if FLAGS.do_eval:
-        splits["eval"] = first_examples(task.read(FLAGS.data_dir, "eval"), FLAGS.max_eval_examples)
-    if FLAGS.do_predict and not predict_file:
-        splits["test"] = first_examples(task.read(FLAGS.data_dir, "test"), FLAGS.max_predict_examples)
+    for split, do, flag in (("eval", FLAGS.do_eval, "max_eval_examples"),
+                            ("test", FLAGS.do_predict and not predict_file, "max_predict_examples")):
+        if do:
+            began = time.time()
+            splits[split] = first_examples(task.read(FLAGS.data_dir, split), getattr(FLAGS, flag))
+            phases[split] = {"reading": time.time() - began}
     for split, flag in (("eval", "max_eval_examples"), ("test", "max_predict_examples")):
         if getattr(FLAGS, flag) and split in splits:
             log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
     start = time.time()
-    features = {k: task.features(v, tokenizer, FLAGS.max_seq_length) for k, v in splits.items()}
+    features = {}
+    for split, examples in splits.items():
+        began = time.time()
+        features[split] = task.features(examples, tokenizer, FLAGS.max_seq_length)
+        phases.setdefault(split, {})["features"] = time.time() - began
     if splits:
         log.info("examples: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
                  + f" (features in {time.time() - start:.1f}s)")
@@ -384,7 +391,8 @@ def run(task, FLAGS):
         start = int(trainer.consumed_batches.numpy()) // accumulate_parts
         batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
                                             seed=FLAGS.seed, start_step=start,
-                                            sort_window=sort_window, parts=parts)
+                                            sort_window=sort_window, parts=parts,
+                                            pad_multiple=training.pad_multiple(FLAGS.use_xla))
         if accumulate_parts > 1:
             batches = training.flat_parts(batches)
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
@@ -403,7 +411,8 @@ def run(task, FLAGS):
                                   ("test", FLAGS.predict_batch_size, FLAGS.do_predict and not predict_file)):
         if not do:
             continue
-        probs = infer(trainer, task, features[split], batch_size, FLAGS.max_seq_length, log, split)
+        probs = infer(trainer, task, features[split], batch_size, FLAGS.max_seq_length, log, split,
+                      phases=phases[split])
         if split == "eval":
             figures = task.evaluate(splits[split], features[split], probs)
             results.update(figures)
@@ -412,7 +421,10 @@ def run(task, FLAGS):
             log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
             trainer.write_summaries(results["global_step"], figures, prefix="eval/")
         elif runtime.is_chief:
+            began = time.time()
             results.update(task.write_predictions(FLAGS.output_dir, splits[split], features[split], probs, log))
+            phases[split]["decoding and writing"] = time.time() - began
+            log_profile(log, split, splits[split], phases[split])
     if predict_file:
         info = info or task.model_info(FLAGS.data_dir)
         records = task.predict_text(trainer, documents, tokenizer, FLAGS, log, info)
@@ -445,20 +457,41 @@ def save_model_files(output_dir, vocab_file, info):
     checkpoints.write_json(os.path.join(output_dir, MODEL_INFO), info)
 
 
-def infer(trainer, task, features, batch_size, max_seq_length, log, split):
+def log_profile(log, split, examples, phases):
+    """One line: where the time of predicting ``split`` went (reading, features, batching, model, outputs,
+    decoding and writing) and the words (NER) or examples per second of the whole."""
+    total = sum(phases.values())
+    words = sum(len(e) for e in examples) if examples and hasattr(examples[0], "words") else len(examples)
+    unit = "words" if examples and hasattr(examples[0], "words") else "examples"
+    log.log((), {f"predict_{split}_{k.replace(' ', '_')}_s": v for k, v in phases.items()},
+            text=f"predict {split}: {words} {unit} in {total:.1f}s ({words / max(total, 1e-9):.0f} {unit}/s; "
+                 + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()) + ")")
+
+
+def infer(trainer, task, features, batch_size, max_seq_length, log, split, phases=None):
     """Model outputs per example (probabilities), with throughput and latency percentiles in the log, and a
-    progress line (examples done of total) every 30 s (biobert.progress)."""
+    progress line (examples done of total) every 30 s (biobert.progress). ``phases`` (a dict) receives the
+    seconds of batching, the model and the outputs (softmax)."""
     logits = [None] * len(features)
     latencies, start = [], time.time()
-    batches = training.inference_batches(features, batch_size, max_seq_length)
+    batches = training.inference_batches(features, batch_size, max_seq_length,
+                                         pad_multiple=training.pad_multiple(trainer.config.use_xla))
     first = True
     done = 0
+    spent = {"batching": 0.0, "model": 0.0, "outputs": 0.0}
     progress = Progress(split, total=len(features), emit=log.info)
-    for idx, batch in batches:
+    while True:
+        began = time.time()
+        item = next(batches, None)
+        spent["batching"] += time.time() - began
+        if item is None:
+            break
+        idx, batch = item
         began = time.time()
         out = next(trainer.predict([batch]))
         if not first:
             latencies.append(time.time() - began)
+        spent["model"] += time.time() - began
         first = False
         for row, i in enumerate(idx):
             logits[i] = out[row]
@@ -471,4 +504,9 @@ def infer(trainer, task, features, batch_size, max_seq_length, log, split):
             stats[f"latency_p{q}_ms"] = 1000 * float(np.percentile(latencies, q))
     log.log((), stats, text=f"{split}: {len(features)} examples in {elapsed:.1f}s "
                             f"({stats['throughput_val']:.1f} sentences/s)")
-    return task.outputs(features, logits)
+    began = time.time()
+    outputs = task.outputs(features, logits)
+    spent["outputs"] = time.time() - began
+    if phases is not None:
+        phases.update(spent)
+    return outputs

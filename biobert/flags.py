@@ -262,8 +262,18 @@ def check(FLAGS):
         from biobert import checkpoints
 
         vocab = FLAGS.vocab_file or (checkpoints.model_files(init)["vocab"] if init else None)
+        lower = FLAGS.do_lower_case
+        if init and not FLAGS["do_lower_case"].present:     # a fine-tuned folder's own casing (model_info.json)
+            info = os.path.join(checkpoints.checkpoint_folder(init) or "", "model_info.json")
+            if os.path.isfile(info):
+                import json
+
+                try:
+                    lower = bool(json.load(open(info, encoding="utf-8")).get("do_lower_case", lower))
+                except (ValueError, AttributeError):
+                    pass                                       # finetuning.read_model_info reports it
         if vocab and os.path.isfile(vocab):
-            check_casing(vocab, FLAGS.do_lower_case)
+            check_casing(vocab, lower)
 
 
 def vocabulary_is_cased(vocab_file):

@@ -254,26 +254,33 @@ def convert_sentence(sentence, tokenizer, label_map, max_seq_length):
         raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
     check_labels([sentence], label_map)
     budget = max_seq_length - 2
-    tokens, labels, first = [CLS], [label_map.id(CLS)], [0]
-    kept = 0
-    x_id = label_map.id(X)
-    for word, label in zip(sentence.words, sentence.labels):
-        room = budget - (len(tokens) - 1)
-        if room <= 0:
+    # Each word's ids (cached per word by FullTokenizer.word_ids), cut where the budget ends.
+    word_ids = getattr(tokenizer, "word_ids", None) or (
+        lambda w: tuple(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w) or ["[UNK]"])))
+    pieces, used = [], 0
+    for word in sentence.words:
+        if used >= budget:
             break
-        pieces = (tokenizer.tokenize(word) or ["[UNK]"])[:room]
-        tokens.extend(pieces)
-        labels.extend([label_map.id(label)] + [x_id] * (len(pieces) - 1))
-        first.extend([1] + [0] * (len(pieces) - 1))
-        kept += 1
-    tokens.append(SEP)
-    labels.append(label_map.id(SEP))
-    first.append(0)
+        ids = word_ids(word)[:budget - used]
+        pieces.append(ids)
+        used += len(ids)
+    kept = len(pieces)
+    counts = np.fromiter(map(len, pieces), dtype=np.int64, count=kept)
+    starts = 1 + np.cumsum(counts) - counts                      # each word's first position ([CLS] is 0)
+    length = used + 2
+    input_ids = np.empty(length, dtype=np.int32)
+    input_ids[0], input_ids[-1] = tokenizer.convert_tokens_to_ids([CLS, SEP])
+    input_ids[1:-1] = [i for ids in pieces for i in ids]
+    labels = np.full(length, label_map.id(X), dtype=np.int32)
+    labels[0], labels[-1] = label_map.id(CLS), label_map.id(SEP)
+    labels[starts] = [label_map.id(label) for label in sentence.labels[:kept]]
+    first = np.zeros(length, dtype=np.int32)
+    first[starts] = 1
     return {
-        "input_ids": np.asarray(tokenizer.convert_tokens_to_ids(tokens), dtype=np.int32),
-        "segment_ids": np.zeros(len(tokens), dtype=np.int32),
-        "label_ids": np.asarray(labels, dtype=np.int32),
-        "first_subword": np.asarray(first, dtype=np.int32),
+        "input_ids": input_ids,
+        "segment_ids": np.zeros(length, dtype=np.int32),
+        "label_ids": labels,
+        "first_subword": first,
         "num_words_kept": kept,
     }
 

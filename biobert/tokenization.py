@@ -322,6 +322,19 @@ class FullTokenizer:
         self.do_lower_case = do_lower_case
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+        self._word_ids = {}
+
+    def word_ids(self, word, cache_size=1 << 18):
+        """The ids of ``tokenize(word)`` as a tuple, ``[UNK]``'s id alone when it tokenizes to nothing (a lone
+        control character). Cached per word (a corpus repeats its words: BC5CDR-chem test has 124669 words, 14k
+        distinct): the same ids as tokenizing each time, at a fraction of the cost."""
+        ids = self._word_ids.get(word)
+        if ids is None:
+            ids = tuple(self.convert_tokens_to_ids(self.tokenize(word) or [UNK_TOKEN]))
+            if len(self._word_ids) >= cache_size:
+                self._word_ids.clear()
+            self._word_ids[word] = ids
+        return ids
 
     def tokenize(self, text):
         """Tokenizes ``text`` (str or UTF-8 bytes) into a list of WordPiece tokens."""

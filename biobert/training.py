@@ -59,6 +59,12 @@ def _padded_length(longest, multiple, max_length):
     return int(min(max_length, max(multiple, math.ceil(longest / multiple) * multiple)))
 
 
+def pad_multiple(use_xla):
+    """What batch lengths are rounded up to: 32 under XLA (a few shapes, each compiled once), else 1 (each batch
+    padded to its longest row: BC5CDR's batches carry 1.02x their real tokens instead of 1.71x with 32)."""
+    return 32 if use_xla else 1
+
+
 SORT_WINDOW = 64      # batches whose rows training_batches sorts by length together (1: a plain shuffle)
 PART_ROWS = 8         # fewest rows in one length-sorted part of a plainly shuffled batch (see batch_parts)
 
