@@ -11,7 +11,7 @@ from biobert import finetuning
 from biobert import flags as biobert_flags
 from biobert.errors import InputError
 
-biobert_flags.define_finetuning(do_lower_case=False, train_batch_size=64, eval_batch_size=16, predict_batch_size=64,
+biobert_flags.define_finetuning(do_lower_case=False, train_batch_size=64, eval_batch_size=16, predict_batch_size=16,
                                 learning_rate=5e-6, num_train_epochs=10, max_seq_length=128, task_name="bc5cdr")
 flags.DEFINE_enum("ner_label_scheme", "first_subword", ["first_subword", "original"],
                   "'first_subword': only each word's first sub-word counts in the loss (more accurate: see "
