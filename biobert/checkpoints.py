@@ -40,6 +40,25 @@ def checkpoint_folder(path):
     return path if os.path.isdir(path) else os.path.dirname(path) or "."
 
 
+MODEL_INFO = "model_info.json"
+
+
+def read_model_info(init_checkpoint):
+    """model_info.json beside --init_checkpoint (written by a fine-tuning run), else {}."""
+    folder = checkpoint_folder(init_checkpoint)
+    path = os.path.join(folder, MODEL_INFO) if folder else None
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except ValueError as err:
+        raise InputError(f"not a model info file ({err})", path=path) from None
+    if not isinstance(info, dict):
+        raise InputError("not a model info file (expected a JSON object)", path=path)
+    return info
+
+
 def model_files(init_checkpoint):
     """The model files that come with ``init_checkpoint``: {"config": path or None, "vocab": path or None}.
 

@@ -232,27 +232,6 @@ def _mean_loss(features, probs, label_key, weight_key):
 # ----------------------------------------------------------------------------------------------------------
 # The job
 
-MODEL_INFO = "model_info.json"
-
-
-def read_model_info(init_checkpoint):
-    """model_info.json beside --init_checkpoint (written by a fine-tuning run), else {}."""
-    folder = checkpoints.checkpoint_folder(init_checkpoint)
-    path = os.path.join(folder, MODEL_INFO) if folder else None
-    if not path or not os.path.isfile(path):
-        return {}
-    try:
-        import json
-
-        with open(path, encoding="utf-8") as handle:
-            info = json.load(handle)
-    except ValueError as err:
-        raise InputError(f"not a model info file ({err})", path=path) from None
-    if not isinstance(info, dict):
-        raise InputError("not a model info file (expected a JSON object)", path=path)
-    return info
-
-
 def resolve_model_files(bert_config_file, vocab_file, init_checkpoint, bert_model=None):
     """(BertConfig or config path, vocab path). Given flags win; else --bert_model's preset (vocab_size from
     the vocabulary); else the files that come with --init_checkpoint (checkpoints.model_files)."""
@@ -304,13 +283,13 @@ def run(task, FLAGS):
     # Predicting only: the model comes from --init_checkpoint (or a checkpoint already in output_dir), and so do
     # its vocabulary, config and casing when that folder was written by a fine-tuning run.
     source = FLAGS.init_checkpoint or (None if FLAGS.do_train else FLAGS.output_dir)
-    info = {} if FLAGS.do_train else read_model_info(source)
+    info = {} if FLAGS.do_train else checkpoints.read_model_info(source)
     do_lower_case = FLAGS.do_lower_case
     if "do_lower_case" in info:
         if FLAGS["do_lower_case"].present and bool(FLAGS.do_lower_case) != bool(info["do_lower_case"]):
             raise InputError(f"--do_lower_case={FLAGS.do_lower_case} but the model was fine-tuned with "
                              f"do_lower_case={info['do_lower_case']} (drop the flag to use the model's casing)",
-                             path=os.path.join(checkpoints.checkpoint_folder(source), MODEL_INFO))
+                             path=os.path.join(checkpoints.checkpoint_folder(source), checkpoints.MODEL_INFO))
         do_lower_case = bool(info["do_lower_case"])
     config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, source,
                                                   FLAGS.bert_model)
@@ -454,15 +433,15 @@ def save_model_files(output_dir, vocab_file, info):
     if os.path.abspath(vocab_file) != os.path.abspath(target):
         with open(vocab_file, "rb") as src, atomic_open(target, "wb") as dst:
             dst.write(src.read())
-    checkpoints.write_json(os.path.join(output_dir, MODEL_INFO), info)
+    checkpoints.write_json(os.path.join(output_dir, checkpoints.MODEL_INFO), info)
 
 
 def log_profile(log, split, examples, phases):
     """One line: where the time of predicting ``split`` went (reading, features, batching, model, outputs,
     decoding and writing) and the words (NER) or examples per second of the whole."""
     total = sum(phases.values())
-    words = sum(len(e) for e in examples) if examples and hasattr(examples[0], "words") else len(examples)
     unit = "words" if examples and hasattr(examples[0], "words") else "examples"
+    words = sum(len(e) for e in examples) if unit == "words" else len(examples)
     log.log((), {f"predict_{split}_{k.replace(' ', '_')}_s": v for k, v in phases.items()},
             text=f"predict {split}: {words} {unit} in {total:.1f}s ({words / max(total, 1e-9):.0f} {unit}/s; "
                  + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()) + ")")

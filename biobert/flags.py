@@ -263,15 +263,9 @@ def check(FLAGS):
 
         vocab = FLAGS.vocab_file or (checkpoints.model_files(init)["vocab"] if init else None)
         lower = FLAGS.do_lower_case
-        if init and not FLAGS["do_lower_case"].present:     # a fine-tuned folder's own casing (model_info.json)
-            info = os.path.join(checkpoints.checkpoint_folder(init) or "", "model_info.json")
-            if os.path.isfile(info):
-                import json
-
-                try:
-                    lower = bool(json.load(open(info, encoding="utf-8")).get("do_lower_case", lower))
-                except (ValueError, AttributeError):
-                    pass                                       # finetuning.read_model_info reports it
+        if init and not FLAGS["do_lower_case"].present and not _get(FLAGS, "do_train"):
+            # Predicting from a fine-tuned folder: its own casing (model_info.json), as finetuning.run takes it.
+            lower = bool(checkpoints.read_model_info(init).get("do_lower_case", lower))
         if vocab and os.path.isfile(vocab):
             check_casing(vocab, lower)
 

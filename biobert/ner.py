@@ -255,8 +255,7 @@ def convert_sentence(sentence, tokenizer, label_map, max_seq_length):
     check_labels([sentence], label_map)
     budget = max_seq_length - 2
     # Each word's ids (cached per word by FullTokenizer.word_ids), cut where the budget ends.
-    word_ids = getattr(tokenizer, "word_ids", None) or (
-        lambda w: tuple(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w) or ["[UNK]"])))
+    word_ids = tokenizer.word_ids
     pieces, used = [], 0
     for word in sentence.words:
         if used >= budget:

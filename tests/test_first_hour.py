@@ -132,6 +132,28 @@ def test_vocabulary_casing_must_match_do_lower_case(cased_vocab, uncased_vocab):
         biobert_flags.check(data_flags(vocab_file=str(cased_vocab), do_lower_case=True))
 
 
+def test_predicting_from_a_fine_tuned_folder_checks_the_vocabulary_against_its_casing(tmp_path, uncased_vocab):
+    # Without --do_lower_case, predicting takes the casing model_info.json records (as finetuning.run does);
+    # training takes the flag's.
+    import shutil
+    import types
+
+    class Unset(Flags):
+        def __getitem__(self, name):
+            return types.SimpleNamespace(present=False) if name == "do_lower_case" else dict.__getitem__(self, name)
+
+    shutil.copy(uncased_vocab, tmp_path / "vocab.txt")
+    (tmp_path / "model.ckpt-1.index").write_bytes(b"")
+    (tmp_path / "model_info.json").write_text('{"do_lower_case": true}')
+    init = str(tmp_path / "model.ckpt-1")
+    biobert_flags.check(Unset(finetuning_flags(init_checkpoint=init, do_lower_case=False)))
+    with pytest.raises(InputError, match="vocabulary is uncased but --do_lower_case is false"):
+        biobert_flags.check(Unset(finetuning_flags(init_checkpoint=init, do_lower_case=False, do_train=True)))
+    (tmp_path / "model_info.json").write_text("[1")
+    with pytest.raises(InputError, match="not a model info file"):
+        biobert_flags.check(Unset(finetuning_flags(init_checkpoint=init, do_lower_case=False)))
+
+
 # ---------------------------------------------------------------- flag checks (each entry point, end to end)
 
 def test_entry_points_stop_with_one_error_line_before_writing(tmp_path, uncased_vocab, cased_vocab, ner_slice):
