@@ -203,6 +203,15 @@ class TensorSource:
         return self._reader.get_tensor(name)
 
 
+def saved_step(path):
+    """The global step a checkpoint was saved at (0 for one without: a Hugging Face folder, Google's release)."""
+    prefix = None if hf_folder(os.fspath(path)) is not None else resolve_tf_checkpoint(os.fspath(path))
+    if prefix is None:
+        return 0
+    reader = tf.train.load_checkpoint(prefix)
+    return int(reader.get_tensor("global_step")) if reader.has_tensor("global_step") else 0
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Loading weights into a model
 

@@ -377,10 +377,10 @@ def run(task, FLAGS):
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
                  f"{train_config.num_warmup_steps} warm-up steps, {order}")
         trainer.fit(batches)
-    elif resumed:
-        trainer.load_weights(resumed, require_heads=True)
-    elif FLAGS.init_checkpoint:
-        trainer.load_weights(FLAGS.init_checkpoint, require_heads=True)
+    elif resumed or FLAGS.init_checkpoint:
+        # Evaluating a saved model: the results carry the step it was saved at, as the original's estimator did.
+        trainer.load_weights(resumed or FLAGS.init_checkpoint, require_heads=True)
+        trainer.global_step.assign(checkpoints.saved_step(resumed or FLAGS.init_checkpoint))
     else:
         raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
                          path=FLAGS.output_dir)

@@ -116,6 +116,11 @@ def test_malformed_training_file_names_file_and_line(ner_slice, tmp_path):
 def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, trained, tmp_path):
     out = str(tmp_path / "out")
     shutil.copytree(trained[0], out)                          # the module's trained model, in a folder of its own
+    # Evaluating it alone reports the step it was saved at.
+    os.remove(os.path.join(out, "eval_results.txt"))
+    run_ner(base_args(ner_slice, out) + ["--do_eval", "--noamp"])
+    steps = 6 * ner_slice["steps_per_epoch"]
+    assert f"global_step = {steps}\n" in open(os.path.join(out, "eval_results.txt"), encoding="utf-8").read()
     # Predicting with a bigger model config than the checkpoint in output_dir: one clear message.
     bigger = tmp_path / "bigger.json"
     cfg = json.load(open(ner_slice["config"]))
