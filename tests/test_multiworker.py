@@ -311,8 +311,9 @@ def test_sbatch_job_signalled_before_its_end_requeues_itself_and_completes(slurm
     while time.time() < deadline and state() not in ("COMPLETED", "FAILED", "CANCELLED", "GONE"):
         if not released and state() == "PENDING":
             # Slurm makes a requeued job eligible again only about 2 minutes later (Reason=BeginTime); as an
-            # administrator would, start it now rather than wait.
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, env=env)
+            # administrator would, start it sooner. Not within the requeue's second: slurmd rejects a job's
+            # credential issued in the second its previous one was revoked ("Job credential revoked").
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+5"], capture_output=True, env=env)
             released = True
         time.sleep(1)
     output = text()
