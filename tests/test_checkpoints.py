@@ -155,3 +155,31 @@ def test_hf_name_mapping():
         ("bert/encoder/layer_0/intermediate/dense/kernel", True)
     assert checkpoints.hf_to_google_name("cls.seq_relationship.weight") == ("cls/seq_relationship/output_weights", False)
     assert checkpoints.hf_to_google_name("embeddings.position_ids") is None
+
+
+@pytest.mark.parametrize("kind", ["ner", "re", "pretraining"])
+def test_build_without_a_call_makes_the_weights_a_call_makes(kind):
+    # modeling.build builds each layer from its input width instead of calling the model: the same variables,
+    # shapes and (under one seed) initial values as building by a call, and the model runs afterwards.
+    import keras
+
+    config = tiny_config()
+
+    def fresh():
+        if kind == "pretraining":
+            return modeling.BertPretrainer(config)
+        return modeling.BertClassifier(config, 5, per_token=kind == "ner")
+
+    keras.utils.set_random_seed(3)
+    called = fresh()
+    called(modeling.dummy_inputs(called), training=False)
+    keras.utils.set_random_seed(3)
+    built = modeling.build(fresh())
+    assert all(layer.built for layer in built._flatten_layers(include_self=True))
+    want, got = modeling.variable_map(called), modeling.variable_map(built)
+    assert sorted(want) == sorted(got)
+    for name in want:
+        np.testing.assert_array_equal(want[name].numpy(), got[name].numpy(), err_msg=name)
+    inputs = modeling.dummy_inputs(built)
+    for a, b in zip(tf.nest.flatten(called(inputs)), tf.nest.flatten(built(inputs))):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
