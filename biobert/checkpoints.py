@@ -202,21 +202,17 @@ class TensorSource:
             return self._arrays[name]
         return self._reader.get_tensor(name)
 
-
-def saved_step(path):
-    """The global step a checkpoint was saved at (0 for one without: a Hugging Face folder, Google's release)."""
-    prefix = None if hf_folder(os.fspath(path)) is not None else resolve_tf_checkpoint(os.fspath(path))
-    if prefix is None:
-        return 0
-    reader = tf.train.load_checkpoint(prefix)
-    return int(reader.get_tensor("global_step")) if reader.has_tensor("global_step") else 0
+    def step(self):
+        """The global step the checkpoint was saved at (0 for one without: a Hugging Face folder, Google's)."""
+        return int(self.get("global_step")) if "global_step" in self.shapes else 0
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Loading weights into a model
 
-def load_weights(variables, path, require_heads=False, log=print):
-    """Assign checkpoint values to ``variables`` ({Google name: variable}) by name.
+def load_weights(variables, path, require_heads=False, log=print, step=None):
+    """Assign checkpoint values to ``variables`` ({Google name: variable}) by name; ``step`` (a variable), if
+    given, receives the step the checkpoint was saved at (TensorSource.step).
 
     Every encoder variable (``bert/...``) must be present with the same shape; task-head variables are loaded
     when present with a matching shape and otherwise keep their fresh initialisation (unless ``require_heads``).
@@ -250,6 +246,8 @@ def load_weights(variables, path, require_heads=False, log=print):
         value = source.get(name)
         var = variables[name]
         var.assign(np.asarray(value).astype(_dtype(var)))
+    if step is not None:
+        step.assign(source.step())
     log(f"loaded {len(loaded)} variables from {source.path} ({source.kind})"
         + (f"; {len(fresh)} head variable(s) newly initialised: {', '.join(sorted(fresh))}" if fresh else ""))
     return loaded

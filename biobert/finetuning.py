@@ -307,9 +307,8 @@ def run(task, FLAGS):
             began = time.time()
             splits[split] = first_examples(task.read(FLAGS.data_dir, split), getattr(FLAGS, flag))
             phases[split] = {"reading": time.time() - began}
-    for split, flag in (("eval", "max_eval_examples"), ("test", "max_predict_examples")):
-        if getattr(FLAGS, flag) and split in splits:
-            log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
+            if getattr(FLAGS, flag):
+                log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
     start = time.time()
     features = {}
     for split, examples in splits.items():
@@ -379,8 +378,7 @@ def run(task, FLAGS):
         trainer.fit(batches)
     elif resumed or FLAGS.init_checkpoint:
         # Evaluating a saved model: the results carry the step it was saved at, as the original's estimator did.
-        trainer.load_weights(resumed or FLAGS.init_checkpoint, require_heads=True)
-        trainer.global_step.assign(checkpoints.saved_step(resumed or FLAGS.init_checkpoint))
+        trainer.load_weights(resumed or FLAGS.init_checkpoint, require_heads=True, step=trainer.global_step)
     else:
         raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
                          path=FLAGS.output_dir)

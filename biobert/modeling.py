@@ -183,6 +183,11 @@ class BertLayer(keras.layers.Layer):
         self.dropout1 = Dropout(config.hidden_dropout_prob)
         self.dropout2 = Dropout(config.hidden_dropout_prob)
 
+    def weight_layers(self):
+        """The layers holding this block's weights, in the order a call uses (and so builds) them."""
+        return [self.attention.query, self.attention.key, self.attention.value, self.attention_output,
+                self.attention_norm, self.intermediate, self.output_dense, self.output_norm]
+
     def call(self, x, input_mask, training=False):
         attended = self.attention_output(self.attention(x, input_mask, training=training))
         x = self.attention_norm(x + self.dropout1(attended, training=training))
@@ -324,13 +329,8 @@ def build(model):
     bert = model.bert
     bert.embeddings.build(None)
     for layer in bert.encoder_layers:
-        for dense_layer in (layer.attention.query, layer.attention.key, layer.attention.value,
-                            layer.attention_output):
-            dense_layer.build(width)
-        layer.attention_norm.build(width)
-        layer.intermediate.build(width)
-        layer.output_dense.build((None, None, c.intermediate_size))
-        layer.output_norm.build(width)
+        for leaf in layer.weight_layers():
+            leaf.build((None, None, c.intermediate_size) if leaf is layer.output_dense else width)
     bert.pooler.build((None, c.hidden_size))
     if isinstance(model, BertPretrainer):
         model.cls.transform.build(width)
@@ -355,8 +355,7 @@ def variable_map(model):
         names[f"{emb.scope}/{var.name}"] = var
     leaves = [emb.layer_norm, bert.pooler]
     for layer in bert.encoder_layers:
-        leaves += [layer.attention.query, layer.attention.key, layer.attention.value, layer.attention_output,
-                   layer.attention_norm, layer.intermediate, layer.output_dense, layer.output_norm]
+        leaves += layer.weight_layers()
     if isinstance(model, BertPretrainer):
         cls = model.cls
         leaves += [cls.transform, cls.transform_norm]
