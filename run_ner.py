@@ -20,6 +20,11 @@ flags.DEFINE_enum("ner_label_scheme", "first_subword", ["first_subword", "origin
                   "way.")
 flags.DEFINE_integer("max_words", 30, "Sentences longer than this many words are split at the last 'O' within "
                      "the first max_words words (as the original).")
+flags.DEFINE_string("labels", None, "Declare the NER label set instead of taking the training data's tags: a "
+                    "comma-separated list (--labels=B,I,O or --labels=O,B-Chemical,I-Chemical) or the path of a file "
+                    "with one tag a line (or a label_map.json). Without it every tag must be O, B or I, or typed "
+                    "B-<type> / I-<type> (one form throughout), and any other (a number, a lower-case 'b', a "
+                    "type-less 'B-') stops with its file and line; with it, exactly the declared tags are allowed.")
 flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 TASKS = ("bc5cdr", "ner")
@@ -29,7 +34,7 @@ TASKS = ("bc5cdr", "ner")
 def main(_):
     if FLAGS.task_name.lower() not in TASKS:
         raise InputError(f"unknown --task_name {FLAGS.task_name!r} for run_ner.py (use one of {', '.join(TASKS)})")
-    finetuning.run(finetuning.NerTask(FLAGS.ner_label_scheme, FLAGS.max_words), FLAGS)
+    finetuning.run(finetuning.NerTask(FLAGS.ner_label_scheme, FLAGS.max_words, FLAGS.labels), FLAGS)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ A task adapter supplies what differs: reading its files, the head (per token or 
 evaluation figures and the prediction files. Everything else (strategy, precision, XLA, schedule, checkpoints,
 resume, logging) is the shared core's.
 """
+import collections
 import math
 import os
 import time
@@ -44,11 +45,14 @@ class NerTask:
     per_token = True
     label_file = "label_map.json"
 
-    def __init__(self, label_scheme="first_subword", max_words=30):
+    def __init__(self, label_scheme="first_subword", max_words=30, labels=None):
+        """``labels``: the --labels value (a comma-separated list or a labels file), or None: the label set is
+        then the training data's tags, checked against the B/I/O scheme (ner.check_tag_scheme)."""
         if label_scheme not in ("original", "first_subword"):
             raise InputError(f"unknown --ner_label_scheme {label_scheme!r} (use 'original' or 'first_subword')")
         self.label_scheme = label_scheme
         self.max_words = max_words
+        self.declared = ner.parse_label_set(labels) if labels else None
         self.label_map = None
 
     def read(self, data_dir, split):
@@ -70,10 +74,19 @@ class NerTask:
         existing = next((p for p in candidates if os.path.isfile(p)), None)
         if existing:
             self.label_map = ner.LabelMap.from_json(existing)
+            if self.declared is not None and self.declared != self.label_map.entity_labels:
+                raise InputError(f"--labels gives {', '.join(self.declared)} but the model here was trained with "
+                                 f"{', '.join(self.label_map.entity_labels)} (use another output_dir to train "
+                                 "a new label set)", path=existing)
             if train_examples:
                 ner.check_labels(train_examples, self.label_map)
         elif train_examples:
-            self.label_map = ner.LabelMap.from_sentences([train_examples])
+            if self.declared is not None:
+                self.label_map = ner.LabelMap(self.declared, source="declared by --labels")
+                ner.check_labels(train_examples, self.label_map)
+            else:
+                ner.check_tag_scheme(train_examples)
+                self.label_map = ner.LabelMap.from_sentences([train_examples])
         else:
             raise InputError(f"no {self.label_file} in output_dir or beside --init_checkpoint: predicting needs "
                              "the label map saved by the training run", path=output_dir)
@@ -81,6 +94,15 @@ class NerTask:
 
     def save_labels(self, output_dir):
         self.label_map.to_json(os.path.join(output_dir, self.label_file))
+
+    def check_labels(self, examples):
+        """InputError (file:line, the file's tags) at the first label of ``examples`` not in the label set."""
+        ner.check_labels(examples, self.label_map)
+
+    def label_counts(self, examples):
+        """(where the label set came from, {label: words of ``examples`` with it}), every label of the set."""
+        counts = ner.tag_counts(examples)
+        return self.label_map.source, {label: counts[label] for label in self.label_map.entity_labels}
 
     @property
     def num_labels(self):
@@ -164,6 +186,14 @@ class RelationTask:
 
     def save_labels(self, output_dir):
         pass
+
+    def check_labels(self, examples):
+        """Nothing to do: read_re_tsv accepts only relation.LABELS."""
+
+    def label_counts(self, examples):
+        """(where the label set came from, {label: examples with it}), every label of relation.LABELS."""
+        counts = collections.Counter(e.label for e in examples)
+        return "ChemProt's classes", {label: counts[label] for label in relation.LABELS}
 
     def features(self, examples, tokenizer, max_seq_length):
         return relation.convert_examples(examples, tokenizer, max_seq_length)
@@ -293,11 +323,11 @@ def run(task, FLAGS):
         do_lower_case = bool(info["do_lower_case"])
     config_file, vocab_file = resolve_model_files(FLAGS.bert_config_file, FLAGS.vocab_file, source,
                                                   FLAGS.bert_model)
-    bert_config, runtime, log = start_job(FLAGS, config_file)
-    tokenizer = FullTokenizer(vocab_file, do_lower_case=do_lower_case)
-
+    # Every data file is read and checked (columns, labels) before start_job creates output_dir and the run log:
+    # a malformed corpus stops with its error line and nothing written.
     splits = {}
     phases = {}          # split -> {phase: seconds} (the predict line's profile)
+    notes = []
     if FLAGS.do_train:
         splits["train"] = task.read(FLAGS.data_dir, "train")
     task.prepare_labels(FLAGS.output_dir, splits.get("train"), FLAGS.init_checkpoint)
@@ -305,10 +335,18 @@ def run(task, FLAGS):
                             ("test", FLAGS.do_predict and not predict_file, "max_predict_examples")):
         if do:
             began = time.time()
-            splits[split] = first_examples(task.read(FLAGS.data_dir, split), getattr(FLAGS, flag))
+            examples = task.read(FLAGS.data_dir, split)
+            task.check_labels(examples)
+            splits[split] = first_examples(examples, getattr(FLAGS, flag))
             phases[split] = {"reading": time.time() - began}
             if getattr(FLAGS, flag):
-                log.info(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
+                notes.append(f"{split}: the first {len(splits[split])} examples only (--{flag}={getattr(FLAGS, flag)})")
+    bert_config, runtime, log = start_job(FLAGS, config_file)
+    if FLAGS.do_train:
+        log_label_counts(log, *task.label_counts(splits["train"]))
+    for note in notes:
+        log.info(note)
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=do_lower_case)
     start = time.time()
     features = {}
     for split, examples in splits.items():
@@ -422,6 +460,15 @@ def run(task, FLAGS):
     log.log((), {k: v for k, v in results.items()})
     log.close()
     return results
+
+
+def log_label_counts(log, source, counts):
+    """One line before training: the label set and each label's count (and share) in the training data, so that
+    a stray label shows before any compute is spent; the counts also go to the run log as train_label_counts."""
+    total = max(sum(counts.values()), 1)
+    log.log((), {"train_label_counts": counts},
+            text=f"label set ({source}), {len(counts)} labels, with their counts in the training data: "
+                 + ", ".join(f"{label} {n} ({100 * n / total:.1f}%)" for label, n in counts.items()))
 
 
 def save_model_files(output_dir, vocab_file, info):

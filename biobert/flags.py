@@ -125,7 +125,7 @@ def parse_flags(argv):
 # --help: every flag the program reads, grouped, with defaults (absl's own flags stay behind --helpfull)
 
 HELP_GROUPS = (
-    ("Task and data", ("task_name", "data_dir", "output_dir", "predict_file", "max_seq_length", "max_words",
+    ("Task and data", ("task_name", "data_dir", "output_dir", "predict_file", "labels", "max_seq_length", "max_words",
                        "do_train", "do_eval", "do_predict", "input_files_dir", "eval_files_dir", "input_file",
                        "output_file", "input_folder", "output_folder", "splits", "duplicate_multi_label", "task",
                        "output_path", "answer_path")),

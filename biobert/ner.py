@@ -2,8 +2,10 @@
 
 Flow (run_ner.py):
 
-    sentences = read_ner_file("test.tsv")                    # 30-word pieces
+    sentences = read_ner_file("test.tsv")                    # 30-word pieces; bad columns -> file:line
+    check_tag_scheme(train + devel)                           # a stray tag ('49', 'b') -> file:line
     label_map = LabelMap.from_sentences([train, devel])       # [PAD], B, I, O, X, [CLS], [SEP]
+                                                              # (or LabelMap(parse_label_set("B,I,O,b")))
     check_labels(sentences, label_map)                        # unknown tag -> InputError file:line
     features = convert_sentences(sentences, tokenizer, label_map, 128)
     batch = pad_features(features, 128)                       # model inputs [N, 128]
@@ -11,13 +13,16 @@ Flow (run_ner.py):
     probs_list = [p[:len(f["input_ids"])] for p, f in zip(probs, features)]
     counts, text = write_prediction_files(out_dir, sentences, features, probs_list, label_map)
 
-Input format: one token per line; the word is the first whitespace field and the label the
-last (BLUE's 4-column ``token<TAB>PMID<TAB>offset<TAB>label``, or 2-column ``word label``);
-a blank line ends a sentence; ``-DOCSTART-`` lines end a sentence and are skipped.
+Input format: one token per line; the word is the first field and the label the last (BLUE's
+4-column ``token<TAB>PMID<TAB>offset<TAB>label``, or 2-column ``word label``), every token line of
+a file with the columns of its first; a blank line ends a sentence; ``-DOCSTART-`` lines end a
+sentence and are skipped.
 """
+import collections
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 
@@ -85,12 +90,20 @@ def split_sentence(sentence, max_words=30):
 def read_ner_file(path, max_words=30):
     """Read a CoNLL-style NER file into a list of Sentences, split to ``max_words`` words.
 
-    Raises InputError (naming the file and line) for a missing or non-UTF-8 file, a line with a
-    single field, or a file without any sentence.
+    The file's first token line fixes its layout: tab-separated when that line holds a tab (columns are
+    split at tabs, so a word may hold a space), else separated by runs of spaces or tabs; its number of
+    columns (at least two: the word first, the tag last) must then be every token line's. Line ends
+    (LF, CRLF, CR), a UTF-8 byte-order mark and spaces or tabs at either end of a line are ignored; a line
+    of nothing else ends a sentence, as does a ``-DOCSTART-`` line (skipped, whatever its columns).
+    Raises InputError naming the file and line for a missing or non-UTF-8 file, a line with another
+    number of columns or an empty word or tag, or a file without any sentence. The tags are not judged
+    here: see check_tag_scheme and check_labels.
     """
     path = require_file(path, "NER data file")
     sentences = []
     words, labels, first_line = [], [], 0
+    layout = None           # (columns, tab-separated, line) of the first token line
+    any_text = False
 
     def flush():
         nonlocal words, labels
@@ -99,26 +112,70 @@ def read_ner_file(path, max_words=30):
         words, labels = [], []
 
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             for lineno, line in enumerate(handle, start=1):
-                fields = line.split()
-                if not fields or fields[0] == DOCSTART:
+                line = line.strip(LINE_SPACE)
+                if not line:
                     flush()
                     continue
-                if len(fields) < 2:
-                    raise InputError(
-                        f"expected a word and a label separated by whitespace, found one field "
-                        f"{fields[0]!r}", path=path, line=lineno)
+                any_text = True
+                tabbed = layout[1] if layout else "\t" in line
+                fields = _columns(line, tabbed)
+                if fields[0] == DOCSTART:
+                    flush()
+                    continue
+                if layout is None:
+                    if len(fields) < 2:
+                        raise InputError(
+                            f"expected a word and a label separated by whitespace, found one field "
+                            f"{fields[0]!r} (unlabelled text is predicted with --predict_file)",
+                            path=path, line=lineno)
+                    layout = (len(fields), tabbed, lineno)
+                elif len(fields) != layout[0]:
+                    raise InputError(_column_message(line, fields, layout), path=path, line=lineno)
+                if not fields[-1]:
+                    raise InputError(f"empty tag (last column): {_shown(line)}", path=path, line=lineno)
+                if not fields[0]:
+                    raise InputError(f"empty word (first column): {_shown(line)}", path=path, line=lineno)
                 if not words:
                     first_line = lineno
                 words.append(fields[0])
                 labels.append(fields[-1])
             flush()
     except UnicodeDecodeError as err:
-        raise InputError(f"not UTF-8 text ({err.reason})", path=path) from None
+        raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=path) from None
     if not sentences:
-        raise InputError("no sentences found", path=path)
+        what = "only blank and -DOCSTART- lines" if any_text else "the file is empty"
+        raise InputError(f"no sentences found ({what})", path=path)
     return sentences
+
+
+LINE_SPACE = " \t\r\n\f\v"     # what surrounds a line's columns; other (Unicode) spaces belong to the word
+
+
+def _columns(line, tabbed):
+    """The columns of a stripped, non-empty line: split at (runs of) tabs, each column stripped of spaces, or
+    at runs of spaces and tabs."""
+    if tabbed:
+        fields = line.split("\t") if "\t\t" not in line else re.split(r"\t+", line)
+        return [f.strip(" ") for f in fields] if " " in line else fields
+    return line.split(" ") if "\t" not in line and "  " not in line else re.split(r"[ \t]+", line)
+
+
+def _shown(line, width=80):
+    return repr(line if len(line) <= width else line[:width] + "...")
+
+
+def _column_message(line, fields, layout):
+    columns, tabbed, first = layout
+    kind = "tab-separated" if tabbed else "whitespace-separated"
+    message = (f"expected {columns} {kind} columns (as on line {first}, the file's first token line), "
+               f"found {len(fields)}: {_shown(line)}")
+    if tabbed and "\t" not in line and " " in line:
+        message += " (spaces where the file has tabs?)"
+    elif len(fields) < columns:
+        message += " (a column missing?)"
+    return message
 
 
 # ----------------------------------------------------------------------------- labels
@@ -130,7 +187,8 @@ class LabelMap:
     For BLUE's B/I/O this is ``[PAD] B I O X [CLS] [SEP]`` = ids 0..6, the original's ids.
     """
 
-    def __init__(self, entity_labels):
+    def __init__(self, entity_labels, source="built from the training data"):
+        self.source = source        # where the set came from, for messages (not part of equality)
         entity_labels = sorted(set(entity_labels))
         reserved = [label for label in entity_labels if label in SPECIAL_LABELS]
         if reserved:
@@ -224,18 +282,141 @@ class LabelMap:
                 or any(label in SPECIAL_LABELS for label in labels[1:1 + n])):
             raise InputError("not a label map: expected [PAD], sorted labels, X, [CLS], [SEP]",
                              path=path)
-        return cls(labels[1:1 + n])
+        return cls(labels[1:1 + n], source=f"of the trained model, {path}")
 
 
 def check_labels(sentences, label_map):
     """Raise InputError naming file:line at the first word whose label is not a word-level
-    label of ``label_map`` (e.g. a test-file tag never seen in training)."""
+    label of ``label_map`` (e.g. a test-file tag never seen in training); the message names where the
+    label set came from (LabelMap.source) and lists the tags of that file with their counts."""
     for sentence in sentences:
         for k, label in enumerate(sentence.labels):
             if not label_map.is_entity(label):
+                hint = ("" if label_map.source.startswith("of the trained model") else
+                        "; declare the label set with --labels to include it")
                 raise InputError(
-                    f"label {label!r} is not in the label set {label_map.entity_labels} "
-                    f"(built from the training data)", path=sentence.path, line=sentence.line + k)
+                    f"label {label!r} is not in the label set {', '.join(label_map.entity_labels)} "
+                    f"({label_map.source}){hint}; {tags_seen(sentences, sentence.path)}",
+                    path=sentence.path, line=sentence.line + k)
+
+
+# The tagging scheme a corpus is checked against when no label set is declared: O, and B / I, each either
+# bare (BLUE's BC5CDR files) or typed (B-Chemical, I-Disease), the same way throughout the training data.
+TAG_PATTERN = re.compile(r"(?:([BI])-(.+)|[BIO])\Z", re.S)
+
+
+def tag_counts(sentences, path=None):
+    """collections.Counter of the tags of ``sentences`` (those read from ``path`` only, when given)."""
+    counts = collections.Counter()
+    for sentence in sentences:
+        if path is None or sentence.path == path:
+            counts.update(sentence.labels)
+    return counts
+
+
+def tags_seen(sentences, path, most=12):
+    """``tags in <file>: O 20, B 3, ...`` (most frequent first), for messages."""
+    counts = tag_counts(sentences, path).most_common()
+    shown = ", ".join(f"{tag} {n}" for tag, n in counts[:most])
+    more = f" and {len(counts) - most} more" if len(counts) > most else ""
+    return f"tags in {os.path.basename(path)}: {shown}{more}"
+
+
+def _why_outside(tag):
+    if tag.lstrip("+-").replace(".", "", 1).isdigit():
+        return " (a number: a column missing on this line?)"
+    if tag in ("B-", "I-"):
+        return " (B-/I- without a type)"
+    if TAG_PATTERN.match(tag[:1].upper() + tag[1:]):
+        return " (lower case)"
+    return ""
+
+
+def check_tag_scheme(sentences):
+    """Raise InputError (file:line, the tags of that file, how to declare them) unless every tag of the
+    training ``sentences`` is O, B or I, or typed B-<type> / I-<type>, and the corpus uses one form:
+
+    - a tag outside the scheme (a number, a lower-case ``b``, a type-less ``B-``, anything else) stops at
+      its first occurrence;
+    - bare and typed B/I tags mixed (a ``B`` in a B-Chemical corpus), or one type spelled in two cases
+      (``B-chemical`` beside ``B-Chemical``): the rarer form stops at its first occurrence.
+
+    A corpus that means such tags declares its label set instead (check_labels against it).
+    """
+    first = {}                              # tag -> (sentence, index) of its first occurrence
+    for sentence in sentences:
+        for k, tag in enumerate(sentence.labels):
+            if tag in first:
+                continue
+            first[tag] = (sentence, k)
+            if not TAG_PATTERN.match(tag):
+                raise _tag_error(f"tag {tag!r} is not O, B, I, B-<type> or I-<type>{_why_outside(tag)}", sentences, sentence, k)
+    counts = tag_counts(sentences)
+    forms = collections.defaultdict(collections.Counter)    # bare/typed, then each type by its case-folded name
+    for tag, n in counts.items():
+        match = TAG_PATTERN.match(tag)
+        if tag != OUTSIDE:
+            forms["B/I form"]["typed" if match.group(1) else "bare"] += n
+        if match.group(2):
+            forms[f"type {match.group(2).casefold()}"][match.group(2)] += n
+    for name, variants in forms.items():
+        if len(variants) < 2:
+            continue
+        (common, _), (rare, _) = variants.most_common(2)
+        if name == "B/I form":
+            tags = [t for t in first if t != OUTSIDE and bool(TAG_PATTERN.match(t).group(1)) == (rare == "typed")]
+            what = ("is typed but the other B/I tags are bare" if rare == "typed"
+                    else "has no type but the other B/I tags are typed")
+        else:
+            tags = [t for t in first if TAG_PATTERN.match(t).group(2) == rare]
+            what = f"spells the type {rare!r}, elsewhere {common!r}"
+        tag = tags[0]                       # ``first`` is in reading order
+        raise _tag_error(f"tag {tag!r} {what}", sentences, *first[tag])
+
+
+def _tag_error(message, sentences, sentence, k):
+    labels = sorted(tag_counts(sentences))
+    example = ",".join(labels)
+    declare = f"--labels={example}" if len(example) <= 100 else "--labels=FILE (one tag a line)"
+    return InputError(f"{message}; {tags_seen(sentences, sentence.path)}. If these tags are meant, declare "
+                      f"the label set ({declare})", path=sentence.path, line=sentence.line + k)
+
+
+def parse_label_set(value):
+    """The declared NER label set of ``value``: a comma-separated list of tags, or the path of a file with
+    one tag a line (blank lines ignored) or of a label_map.json. Returns the sorted tags; InputError for an
+    empty set, a tag with whitespace, a reserved name (X, [CLS], ...) or a file that is missing or unreadable.
+    """
+    value = value.strip()
+    path = None
+    if os.path.isfile(value):
+        path = value
+        try:
+            with open(path, encoding="utf-8-sig") as handle:
+                text = handle.read()
+        except UnicodeDecodeError as err:
+            raise InputError(f"not UTF-8 text ({err.reason})", path=path) from None
+        if text.lstrip().startswith("{"):
+            return LabelMap.from_json(path).entity_labels
+        items = [(number, line.strip(LINE_SPACE)) for number, line in enumerate(text.splitlines(), start=1)]
+        items = [(number, tag) for number, tag in items if tag]
+    elif "," not in value and (os.sep in value or value.endswith((".txt", ".json", ".tsv"))):
+        raise InputError("labels file not found (--labels)", path=value)
+    else:
+        items = [(None, tag.strip()) for tag in value.split(",")]
+    tags = []
+    for number, tag in items:
+        where = {"path": path, "line": number} if path else {}
+        if not tag:
+            raise InputError(f"--labels={value!r} has an empty tag", **where)
+        if any(c in LINE_SPACE for c in tag):
+            raise InputError(f"tag {tag!r} holds whitespace", **where)
+        if tag in SPECIAL_LABELS:
+            raise InputError(f"tag {tag!r} is reserved for the model's own use", **where)
+        tags.append(tag)
+    if not tags:
+        raise InputError("no tags in the labels file", path=path)
+    return sorted(set(tags))
 
 
 # ----------------------------------------------------------------------------- features
