@@ -103,7 +103,7 @@ def read_ner_file(path, max_words=30):
     sentences = []
     words, labels, first_line = [], [], 0
     layout = None           # (columns, tab-separated, line) of the first token line
-    any_text = False
+    lines = docstarts = 0
 
     def flush():
         nonlocal words, labels
@@ -114,16 +114,17 @@ def read_ner_file(path, max_words=30):
     try:
         with open(path, encoding="utf-8-sig") as handle:
             for lineno, line in enumerate(handle, start=1):
+                lines = lineno
                 line = line.strip(LINE_SPACE)
                 if not line:
                     flush()
                     continue
-                any_text = True
-                tabbed = layout[1] if layout else "\t" in line
-                fields = _columns(line, tabbed)
-                if fields[0] == DOCSTART:
+                if line.startswith(DOCSTART) and line[len(DOCSTART):len(DOCSTART) + 1] in ("", " ", "\t"):
+                    docstarts += 1
                     flush()
                     continue
+                tabbed = layout[1] if layout else "\t" in line
+                fields = _columns(line, tabbed)
                 if layout is None:
                     if len(fields) < 2:
                         raise InputError(
@@ -142,12 +143,26 @@ def read_ner_file(path, max_words=30):
                 words.append(fields[0])
                 labels.append(fields[-1])
             flush()
-    except UnicodeDecodeError as err:
-        raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=path) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     if not sentences:
-        what = "only blank and -DOCSTART- lines" if any_text else "the file is empty"
+        what = ("the file is empty" if not lines else f"{lines} blank or -DOCSTART- lines" if docstarts
+                else f"{lines} blank lines")
         raise InputError(f"no sentences found ({what})", path=path)
     return sentences
+
+
+def _not_utf8(path):
+    """InputError naming the line of the first byte that is not UTF-8."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return InputError(f"not UTF-8 text ({err.reason}: byte {data[err.start:err.start + 1]!r}; save the file "
+                          "as UTF-8)", path=path, line=line)
+    return InputError("not UTF-8 text", path=path)
 
 
 LINE_SPACE = " \t\r\n\f\v"     # what surrounds a line's columns; other (Unicode) spaces belong to the word
@@ -292,8 +307,8 @@ def check_labels(sentences, label_map):
     for sentence in sentences:
         for k, label in enumerate(sentence.labels):
             if not label_map.is_entity(label):
-                hint = ("" if label_map.source.startswith("of the trained model") else
-                        "; declare the label set with --labels to include it")
+                hint = {"of": "", "declared": "; add it to --labels if it is meant"}.get(
+                    label_map.source.split()[0], "; declare the label set with --labels to include it")
                 raise InputError(
                     f"label {label!r} is not in the label set {', '.join(label_map.entity_labels)} "
                     f"({label_map.source}){hint}; {tags_seen(sentences, sentence.path)}",

@@ -2,6 +2,7 @@
 decoding of hand-built probabilities and the prediction files."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -111,9 +112,10 @@ def test_two_column_typed_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, line, message", [
-    ("a B\nb O\n\nlonely\nc O\n", 4, "found one field 'lonely'"),
+    ("a B\nb O\n\nlonely\nc O\n", 4, "expected 2 whitespace-separated columns (as on line 1, the file's first "
+                                      "token line), found 1: 'lonely'"),
     ("solo\n", 1, "found one field 'solo'"),
-    ("a\t-\t0\tO\n \t \nb\t-\t2\tO\nc\n", 4, "found one field 'c'"),  # blank-looking line 2
+    ("a\t-\t0\tO\n \t \nb\t-\t2\tO\nc\n", 4, "expected 4 tab-separated columns (as on line 1"),  # blank-looking 2
 ])
 def test_malformed_line_names_file_and_line(tmp_path, text, line, message):
     path = tmp_path / "bad.tsv"
@@ -124,10 +126,17 @@ def test_malformed_line_names_file_and_line(tmp_path, text, line, message):
     assert err.value.line == line and err.value.path == str(path)
 
 
-def test_empty_and_missing_files(tmp_path):
+@pytest.mark.parametrize("content, why", [
+    (b"", "the file is empty"),
+    (b"\xef\xbb\xbf", "the file is empty"),                       # a byte-order mark alone
+    (b"\n \t \r\n\n", "3 blank lines"),
+    (b"\n\n-DOCSTART- O\n\n", "4 blank or -DOCSTART- lines"),
+    (b"-DOCSTART-\t-X-\t-X-\tO\r\n", "1 blank or -DOCSTART- lines"),
+])
+def test_empty_and_missing_files(tmp_path, content, why):
     path = tmp_path / "empty.tsv"
-    path.write_text("\n\n-DOCSTART- O\n\n")
-    with pytest.raises(InputError, match=f"{path}: no sentences"):
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"^{path}: no sentences found \\({why}\\)$"):
         ner.read_ner_file(path)
     with pytest.raises(InputError, match="not found"):
         ner.read_ner_file(tmp_path / "missing.tsv")
@@ -311,3 +320,201 @@ def test_gold_predictions_through_the_writer_give_conlleval_counts(tmp_path, sha
     assert (tmp_path / "test_labels_errs.txt").read_text() == ""
     n_positions = sum(len(f["input_ids"]) for f in features)
     assert len((tmp_path / "label_test.txt").read_text().splitlines()) == n_positions
+
+
+# ----------------------------------------------------------------------------- malformed and variant corpora
+# Copies of the first 40 sentences of BC5CDR-chem train.tsv (real BLUE lines), edited, in tmp_path.
+
+@pytest.fixture(scope="module")
+def chem_lines(shared_data):
+    """The slice's lines without line ends; line 7 is ``clonidine<TAB>-<TAB>49<TAB>B``."""
+    from conftest import first_sentences
+
+    lines = first_sentences(shared_data / "BC5CDR" / "chem" / "train.tsv", 40).splitlines()
+    assert lines[6] == "clonidine\t-\t49\tB"
+    return lines
+
+
+def _write(path, lines, end="\n", bom=False):
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + "".join(line + end for line in lines).encode("utf-8"))
+    return path
+
+
+def _edited(lines, **at):
+    """``lines`` with line N (1-based, keyword ``lN``) replaced."""
+    out = list(lines)
+    for key, text in at.items():
+        out[int(key[1:]) - 1] = text
+    return out
+
+
+def _raises(path, line, *fragments, read=ner.read_ner_file):
+    with pytest.raises(InputError) as err:
+        read(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}:{line}: "), text
+    assert (err.value.path, err.value.line) == (str(path), line)
+    for fragment in fragments:
+        assert fragment in text, text
+    return text
+
+
+@pytest.mark.parametrize("end, bom", [("\n", False), ("\r\n", True)])
+@pytest.mark.parametrize("bad, fragment", [
+    ("clonidine\t-\t49", "found 3: 'clonidine\\t-\\t49' (a column missing?)"),     # the tag column lost
+    ("clonidine\t-\t49\t", "found 3"),                                              # the tag emptied, its tab left
+    ("\t-\t49\tB", "found 3"),                                                      # the word lost
+    ("clonidine\t-\t49\tB\tB", "found 5"),
+    ("clonidine - 49 B", "found 1: 'clonidine - 49 B' (spaces where the file has tabs?)"),
+    ("clonidine", "found 1: 'clonidine'"),
+])
+def test_a_line_with_another_column_count_stops_there(tmp_path, chem_lines, end, bom, bad, fragment):
+    path = _write(tmp_path / "train.tsv", _edited(chem_lines, l7=bad), end, bom)
+    _raises(path, 7, "expected 4 tab-separated columns (as on line 1, the file's first token line), ", fragment)
+
+
+def test_the_first_token_line_sets_the_count(tmp_path, chem_lines):
+    # Line 1 lost its offset column: line 2 is the first that disagrees, and the message names both.
+    path = _write(tmp_path / "train.tsv", ["", "-DOCSTART-\t-X-\t-X-\tO", "", "Naloxone\t227508\tB"]
+                  + chem_lines[1:])
+    _raises(path, 5, "expected 3 tab-separated columns (as on line 4, the file's first token line), found 4")
+    # Space-separated files: the count is of whitespace-separated fields.
+    two = [" ".join(line.split("\t")[::3]) for line in chem_lines]
+    assert two[6] == "clonidine B"
+    path = _write(tmp_path / "two.txt", _edited(two, l10="In 227508 O"))
+    _raises(path, 10, "expected 2 whitespace-separated columns (as on line 1, the file's first token line), "
+                     "found 3: 'In 227508 O'")
+    # One column all along: unlabelled text, stopped at the first line.
+    path = _write(tmp_path / "words.txt", [line.split("\t")[0] for line in chem_lines])
+    _raises(path, 1, "expected a word and a label separated by whitespace, found one field 'Naloxone'",
+            "--predict_file")
+
+
+def test_not_utf8_names_the_line(tmp_path, chem_lines):
+    path = tmp_path / "train.tsv"
+    path.write_bytes("".join(line + "\n" for line in chem_lines).replace("clonidine", "clonidin\xe9").encode("latin-1"))
+    _raises(path, 7, "not UTF-8 text", "\\xe9")
+
+
+def _variants():
+    """name -> (lines -> lines, tag -> expected tag, line shift, write options)."""
+    def columns(picks, sep):
+        return lambda lines: [sep.join(line.split("\t")[i] for i in picks) if line else line for line in lines]
+
+    def typed(lines):
+        return [line if not line or line.endswith("\tO") else line + "-Chemical" for line in lines]
+
+    same = (lambda tag: tag)
+    return {
+        "2-column space-separated": (columns((0, 3), " "), same, 0, {}),
+        "2-column tab-separated": (columns((0, 3), "\t"), same, 0, {}),
+        "3-column, runs of spaces": (columns((0, 1, 3), "   "), same, 0, {}),
+        "typed tags": (typed, lambda tag: tag if tag == "O" else tag + "-Chemical", 0, {}),
+        "CRLF line ends": (lambda lines: lines, same, 0, {"end": "\r\n"}),
+        "UTF-8 byte-order mark": (lambda lines: lines, same, 0, {"bom": True}),
+        "trailing whitespace": (lambda lines: [line + " \t " if line else line for line in lines], same, 0, {}),
+        "whitespace-only separators, -DOCSTART-": (
+            lambda lines: ["-DOCSTART-\t-X-\t-X-\tO", ""] + [line or " \t" for line in lines], same, 2, {}),
+        "all at once": (lambda lines: ["\t-DOCSTART- -X- -X- O", " "] + [
+            f"{line.split(chr(9))[0]} {typed([line])[0].split(chr(9))[-1]}  " if line else "\t"
+            for line in lines], lambda tag: tag if tag == "O" else tag + "-Chemical", 2, {"end": "\r\n", "bom": True}),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_variants()))
+def test_accepted_variants_read_as_the_blue_file(tmp_path, chem_lines, name):
+    transform, tag, shift, options = _variants()[name]
+    reference = ner.read_ner_file(_write(tmp_path / "blue.tsv", chem_lines))
+    path = _write(tmp_path / "train.tsv", transform(chem_lines), **options)
+    sentences = ner.read_ner_file(path)
+    assert [s.words for s in sentences] == [s.words for s in reference]
+    assert sentences[0].words[0] == "Naloxone"
+    assert [s.labels for s in sentences] == [[tag(t) for t in s.labels] for s in reference]
+    assert [s.line for s in sentences] == [s.line + shift for s in reference]
+    ner.check_tag_scheme(sentences)
+    expected = ["B-Chemical", "I-Chemical", "O"] if "Chemical" in tag("B") else ["B", "I", "O"]
+    assert ner.LabelMap.from_sentences([sentences]).entity_labels == expected
+
+
+def test_a_word_may_hold_spaces_in_a_tab_separated_file(tmp_path, chem_lines):
+    path = _write(tmp_path / "train.tsv", _edited(chem_lines, l3="the anti\u00a0hyper tensive\t-\t18\tO"))
+    assert ner.read_ner_file(path)[0].words[2] == "the anti\u00a0hyper tensive"
+
+
+@pytest.mark.parametrize("tag, fragment, declare", [
+    ("b", "tag 'b' is not O, B, I, B-<type> or I-<type> (lower case)", "--labels=B,I,O,b"),
+    ("49", "tag '49' is not O, B, I, B-<type> or I-<type> (a number: a column missing on this line?)",
+     "--labels=49,B,I,O"),
+    ("B-", "tag 'B-' is not O, B, I, B-<type> or I-<type> (B-/I- without a type)", "--labels=B,B-,I,O"),
+    ("X", "tag 'X' is not O, B, I, B-<type> or I-<type>;", "--labels=B,I,O,X"),
+])
+def test_a_tag_outside_the_scheme_stops_with_the_tags_seen(tmp_path, chem_lines, tag, fragment, declare):
+    path = _write(tmp_path / "train.tsv", _edited(chem_lines, l7=f"clonidine\t-\t49\t{tag}"))
+    sentences = ner.read_ner_file(path)
+    counts = ner.tag_counts(sentences)
+    assert counts[tag] == 1
+    seen = ", ".join(f"{t} {n}" for t, n in counts.most_common())
+    text = _raises(path, 7, fragment, f"tags in train.tsv: {seen}.", declare,
+                   read=lambda p: ner.check_tag_scheme(ner.read_ner_file(p)))
+    assert seen.endswith(f"{tag} 1") and text.count("\n") == 0
+    # Declared, the tag is a label like the others (a reserved name never is).
+    if tag == "X":
+        with pytest.raises(InputError, match="reserved"):
+            ner.parse_label_set(declare.split("=")[1])
+        return
+    declared = ner.LabelMap(ner.parse_label_set(declare.split("=")[1]), source="declared by --labels")
+    ner.check_labels(sentences, declared)
+    assert declared.is_entity(tag) and declared.entity_labels == sorted(counts)
+    # Declared without it: stopped at the same line by the declared set.
+    _raises(path, 7, f"label {tag!r} is not in the label set B, I, O (declared by --labels); add it to --labels",
+            read=lambda p: ner.check_labels(sentences, ner.LabelMap(["B", "I", "O"], source="declared by --labels")))
+
+
+@pytest.mark.parametrize("form, line, stray, fragment", [
+    ("typed", 7, "B", "tag 'B' has no type but the other B/I tags are typed"),
+    ("bare", 7, "B-Chemical", "tag 'B-Chemical' is typed but the other B/I tags are bare"),
+    ("typed", 7, "B-chemical", "tag 'B-chemical' spells the type 'chemical', elsewhere 'Chemical'"),
+])
+def test_one_form_of_tags_throughout(tmp_path, chem_lines, form, line, stray, fragment):
+    lines = _variants()["typed tags"][0](chem_lines) if form == "typed" else chem_lines
+    path = _write(tmp_path / "train.tsv", _edited(lines, **{f"l{line}": f"clonidine\t-\t49\t{stray}"}))
+    _raises(path, line, fragment, f"{stray} 1", read=lambda p: ner.check_tag_scheme(ner.read_ner_file(p)))
+
+
+def test_the_form_is_the_training_datas_across_files(tmp_path, chem_lines):
+    train = ner.read_ner_file(_write(tmp_path / "train.tsv", chem_lines))
+    typed = _variants()["typed tags"][0](chem_lines[:30])
+    devel_path = _write(tmp_path / "devel.tsv", typed)
+    first_typed = next(k for k, line in enumerate(typed, start=1) if "-Chemical" in line)
+    _raises(devel_path, first_typed, "is typed but the other B/I tags are bare", "tags in devel.tsv: O",
+            read=lambda p: ner.check_tag_scheme(train + ner.read_ner_file(p)))
+
+
+def test_a_test_tag_unknown_to_training(tmp_path, chem_lines):
+    train = ner.read_ner_file(_write(tmp_path / "train.tsv", chem_lines))
+    label_map = ner.LabelMap.from_sentences([train])
+    path = _write(tmp_path / "test.tsv", _edited(chem_lines, l7="clonidine\t-\t49\tB-Drug"))
+    _raises(path, 7, "label 'B-Drug' is not in the label set B, I, O (built from the training data); declare "
+            "the label set with --labels to include it; tags in test.tsv: O ", "B-Drug 1",
+            read=lambda p: ner.check_labels(ner.read_ner_file(p), label_map))
+    saved = tmp_path / "label_map.json"
+    label_map.to_json(saved)
+    message = _raises(path, 7, f"(of the trained model, {saved}); tags in test.tsv",
+                      read=lambda p: ner.check_labels(ner.read_ner_file(p), ner.LabelMap.from_json(saved)))
+    assert "--labels" not in message                  # a trained model's labels are fixed
+
+
+def test_parse_label_set(tmp_path):
+    assert ner.parse_label_set("O, B-Chemical ,I-Chemical,O") == ["B-Chemical", "I-Chemical", "O"]
+    listed = tmp_path / "labels.txt"
+    listed.write_bytes(b"\xef\xbb\xbfB\r\n\r\nI\r\nO \r\nb\r\n")
+    assert ner.parse_label_set(str(listed)) == ["B", "I", "O", "b"]
+    saved = tmp_path / "label_map.json"
+    ner.LabelMap(["B", "I", "O", "49"]).to_json(saved)
+    assert ner.parse_label_set(str(saved)) == ["49", "B", "I", "O"]
+    for value, fragment in (("B,,O", "has an empty tag"), ("B,[SEP]", "'[SEP]' is reserved"),
+                            (str(tmp_path / "missing.txt"), "labels file not found")):
+        with pytest.raises(InputError, match=re.escape(fragment)):
+            ner.parse_label_set(value)
+    listed.write_text("B\nI O\n")
+    _raises(listed, 2, "tag 'I O' holds whitespace", read=lambda p: ner.parse_label_set(str(p)))
