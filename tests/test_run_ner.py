@@ -97,20 +97,100 @@ def test_killed_run_resumes_at_saved_step(ner_slice, tmp_path):
     assert open(os.path.join(out, "checkpoint")).readline().strip() == f'model_checkpoint_path: "model.ckpt-{total}"'
 
 
-def test_malformed_training_file_names_file_and_line(ner_slice, tmp_path):
-    data = tmp_path / "bad"
-    data.mkdir()
-    good = (ner_slice["data"] / "train.tsv").read_text(encoding="utf-8").splitlines()
-    good[6] = "lonelytoken"
-    (data / "train.tsv").write_text("\n".join(good) + "\n", encoding="utf-8")
-    for name in ("devel.tsv", "test.tsv"):
-        (data / name).write_text((ner_slice["data"] / name).read_text(encoding="utf-8"), encoding="utf-8")
-    proc = run_ner(base_args(ner_slice, str(tmp_path / "out"), data_dir=data) + ["--do_train", "--noamp"],
-                   check=False)
-    assert proc.returncode == 1
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"{data / 'train.tsv'}:7" in errors[0]
-    assert not os.path.exists(tmp_path / "out" / "checkpoint")
+def copy_slice(ner_slice, folder, edit=None, transform=None, end="\n", bom=False):
+    """The slice's three files in ``folder``; ``edit`` = (file name, 1-based line, new columns(old columns)),
+    ``transform`` = lines -> lines for every file."""
+    folder.mkdir()
+    for name in ("train.tsv", "devel.tsv", "test.tsv"):
+        lines = (ner_slice["data"] / name).read_text(encoding="utf-8").splitlines()
+        if edit and edit[0] == name:
+            lines[edit[1] - 1] = "\t".join(edit[2](lines[edit[1] - 1].split("\t")))
+        if transform:
+            lines = transform(lines)
+        text = "".join(line + end for line in lines)
+        (folder / name).write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return folder
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("name, line, edit, fragment", [
+    ("train.tsv", 7, lambda cols: cols[:3], "expected 4 tab-separated columns (as on line 1, the file's first token "
+                                            "line), found 3: 'clonidine\\t-\\t49'"),     # the tag column lost
+    ("train.tsv", 7, lambda cols: cols[:3] + ["b"], "tag 'b' is not O, B, I, B-<type> or I-<type> (lower case); "
+                                                   "tags in train.tsv: O "),
+    ("train.tsv", 2, lambda cols: [" ".join(cols)], "found 1: 'reverses - 9 O' (spaces where the file has tabs?)"),
+    ("devel.tsv", 3, lambda cols: cols[:3] + ["B-"], "tag 'B-' is not O, B, I, B-<type> or I-<type>"),
+    ("devel.tsv", 1, lambda cols: cols[:3] + ["B-Chemical"], "tag 'B-Chemical' is typed but the other B/I tags "
+                                                            "are bare"),
+    ("test.tsv", 4, lambda cols: cols[:3] + ["49"], "label '49' is not in the label set B, I, O (built from the "
+                                                   "training data); declare the label set with --labels"),
+    ("test.tsv", 5, lambda cols: cols + ["O"], "found 5"),
+])
+def test_malformed_corpus_stops_at_its_line_and_writes_nothing(ner_slice, tmp_path, name, line, edit, fragment):
+    data = copy_slice(ner_slice, tmp_path / "bad", edit=(name, line, edit))
+    out = tmp_path / "out"
+    proc = run_ner(base_args(ner_slice, str(out), data_dir=data) + ["--do_train", "--do_eval", "--do_predict",
+                                                                    "--noamp", "--nouse_xla"], check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert error_lines(proc) == [line for line in proc.stderr.splitlines() if line.strip()], proc.stderr
+    (error,) = error_lines(proc)
+    assert error.startswith(f"error: {data / name}:{line}: ") and fragment in error, error
+    assert not os.path.exists(out)                       # no output folder, no run log, no label map
+    assert "label set" not in proc.stdout
+
+
+def test_accepted_variants_train_and_log_the_label_set(ner_slice, tmp_path):
+    """2-column space-separated, typed tags, CRLF line ends and a byte-order mark: trained and predicted; the
+    log lists the label set with each label's count in train + devel before the first step."""
+    def variant(lines):
+        out = []
+        for line in lines:
+            cols = line.split("\t")
+            out.append(f"{cols[0]} {cols[-1] if cols[-1] in ('O', '') else cols[-1] + '-Chemical'}" if line else "")
+        return out
+
+    data = copy_slice(ner_slice, tmp_path / "typed", transform=variant, end="\r\n", bom=True)
+    out = tmp_path / "out"
+    proc = run_ner(base_args(ner_slice, str(out), data_dir=data, num_train_steps=2)
+                   + ["--do_train", "--do_predict", "--noamp", "--nouse_xla", "--max_predict_examples=8"])
+    labels = json.load(open(out / "label_map.json"))["labels"]
+    assert labels == ["[PAD]", "B-Chemical", "I-Chemical", "O", "X", "[CLS]", "[SEP]"]
+    reference = [s for name in ("train.tsv", "devel.tsv") for s in ner.read_ner_file(ner_slice["data"] / name)]
+    counts = {tag + ("-Chemical" if tag != "O" else ""): sum(s.labels.count(tag) for s in reference)
+              for tag in ("B", "I", "O")}
+    total = sum(counts.values())
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("label set"))
+    assert line == ("label set (built from the training data), 3 labels, with their counts in the training data: "
+                    + ", ".join(f"{k} {n} ({100 * n / total:.1f}%)" for k, n in counts.items()))
+    assert proc.stdout.index(line) < proc.stdout.index("training from step 0")
+    record = next(r for r in dllog(out / "dllog.json") if "train_label_counts" in r["data"])
+    assert record["data"]["train_label_counts"] == counts
+    words = [row.split()[0] for row in open(out / "test_labels.txt", encoding="utf-8") if row.strip()]
+    assert words[0] == ner.read_ner_file(ner_slice["data"] / "test.tsv")[0].words[0]     # no byte-order mark
+
+
+def test_declared_label_set_admits_a_stray_tag(ner_slice, tmp_path):
+    data = copy_slice(ner_slice, tmp_path / "lower", edit=("train.tsv", 7, lambda cols: cols[:3] + ["b"]))
+    listed = tmp_path / "labels.txt"
+    listed.write_text("O\nB\nI\nb\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_ner(base_args(ner_slice, str(out), data_dir=data, num_train_steps=1, labels=listed)
+                   + ["--do_train", "--noamp", "--nouse_xla"])
+    assert json.load(open(out / "label_map.json"))["labels"] == ["[PAD]", "B", "I", "O", "b", "X", "[CLS]", "[SEP]"]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("label set"))
+    assert line.startswith("label set (declared by --labels), 4 labels, with their counts in the training data: ")
+    assert re.search(r", b 1 \(\d+\.\d%\)$", line), line
+    # The same output folder with another declared set: refused before anything changes.
+    before = sorted(os.listdir(out)), (out / "dllog.json").read_bytes()
+    proc = run_ner(base_args(ner_slice, str(out), data_dir=data, labels="B,I,O")
+                   + ["--do_train", "--noamp", "--nouse_xla"], check=False)
+    assert proc.returncode == 1 and error_lines(proc) == [
+        f"error: {out / 'label_map.json'}: --labels gives B, I, O but the model here was trained with B, I, O, b "
+        "(use another output_dir to train a new label set)"]
+    assert (sorted(os.listdir(out)), (out / "dllog.json").read_bytes()) == before
 
 
 def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, trained, tmp_path):
