@@ -160,8 +160,9 @@ def _not_utf8(path):
         data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        return InputError(f"not UTF-8 text ({err.reason}: byte {data[err.start:err.start + 1]!r}; save the file "
-                          "as UTF-8)", path=path, line=line)
+        utf16 = " (UTF-16?)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        return InputError(f"not UTF-8 text{utf16} ({err.reason}: byte {data[err.start:err.start + 1]!r}; save "
+                          "the file as UTF-8)", path=path, line=line)
     return InputError("not UTF-8 text", path=path)
 
 
@@ -338,6 +339,8 @@ def tags_seen(sentences, path, most=12):
 
 
 def _why_outside(tag):
+    if tag == "0":
+        return " (the digit 0: the letter O meant?)"
     if tag.lstrip("+-").replace(".", "", 1).isdigit():
         return " (a number: a column missing on this line?)"
     if tag in ("B-", "I-"):
@@ -365,7 +368,8 @@ def check_tag_scheme(sentences):
                 continue
             first[tag] = (sentence, k)
             if not TAG_PATTERN.match(tag):
-                raise _tag_error(f"tag {tag!r} is not O, B, I, B-<type> or I-<type>{_why_outside(tag)}", sentences, sentence, k)
+                raise _tag_error(f"tag {tag!r} is not O, B, I, B-<type> or I-<type>{_why_outside(tag)}",
+                                 sentences, sentence, k)
     counts = tag_counts(sentences)
     forms = collections.defaultdict(collections.Counter)    # bare/typed, then each type by its case-folded name
     for tag, n in counts.items():
@@ -413,7 +417,7 @@ def parse_label_set(value):
             raise InputError(f"not UTF-8 text ({err.reason})", path=path) from None
         if text.lstrip().startswith("{"):
             return LabelMap.from_json(path).entity_labels
-        items = [(number, line.strip(LINE_SPACE)) for number, line in enumerate(text.splitlines(), start=1)]
+        items = [(number, line.strip(LINE_SPACE)) for number, line in enumerate(text.split("\n"), start=1)]
         items = [(number, tag) for number, tag in items if tag]
     elif "," not in value and (os.sep in value or value.endswith((".txt", ".json", ".tsv"))):
         raise InputError("labels file not found (--labels)", path=value)

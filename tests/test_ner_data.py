@@ -394,6 +394,8 @@ def test_not_utf8_names_the_line(tmp_path, chem_lines):
     path = tmp_path / "train.tsv"
     path.write_bytes("".join(line + "\n" for line in chem_lines).replace("clonidine", "clonidin\xe9").encode("latin-1"))
     _raises(path, 7, "not UTF-8 text", "\\xe9")
+    path.write_bytes("".join(line + "\n" for line in chem_lines).encode("utf-16"))
+    _raises(path, 1, "not UTF-8 text (UTF-16?)")
 
 
 def _variants():
@@ -447,6 +449,7 @@ def test_a_word_may_hold_spaces_in_a_tab_separated_file(tmp_path, chem_lines):
      "--labels=49,B,I,O"),
     ("B-", "tag 'B-' is not O, B, I, B-<type> or I-<type> (B-/I- without a type)", "--labels=B,B-,I,O"),
     ("X", "tag 'X' is not O, B, I, B-<type> or I-<type>;", "--labels=B,I,O,X"),
+    ("0", "tag '0' is not O, B, I, B-<type> or I-<type> (the digit 0: the letter O meant?)", "--labels=0,B,I,O"),
 ])
 def test_a_tag_outside_the_scheme_stops_with_the_tags_seen(tmp_path, chem_lines, tag, fragment, declare):
     path = _write(tmp_path / "train.tsv", _edited(chem_lines, l7=f"clonidine\t-\t49\t{tag}"))
