@@ -57,7 +57,7 @@ def test_phase1_then_phase2_from_its_checkpoint(records, tmp_path):
     # 60 short steps raise the held-out masked-LM accuracy from chance (1 in 30522) to the frequent words' share,
     # and lower the masked-LM loss from about ln 30522 = 10.3.
     assert before["masked_lm_accuracy"] < 0.01 and before["masked_lm_loss"] > 9.5, before
-    assert first["masked_lm_accuracy"] > before["masked_lm_accuracy"] + 0.05, (before, first)
+    assert first["masked_lm_accuracy"] > before["masked_lm_accuracy"] + 0.03, (before, first)
     assert first["masked_lm_loss"] < before["masked_lm_loss"] - 2.0, (before, first)
     # Phase 2 at sequence length 128 starts from phase 1's weights (heads included) and its own step 0.
     p2 = str(tmp_path / "phase2")

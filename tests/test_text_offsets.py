@@ -95,7 +95,8 @@ def test_entities_span_their_words_in_the_original_text(uncased):
     words = rawtext.words_with_offsets(text, uncased)
     assert [w.text for w in words] == ["resume", "-", "induced", "οδος", "-", "aspirin", "and", "cafeine",
                                        ",", "xy", "中", "文", "."]
-    labels = ["B", "I", "I", "O", "O", "B", "O", "B", "O", "B", "B", "I", "O"]
+    # conlleval's chunks: an I after an O starts an entity (cafeine), a B after a B starts another (中).
+    labels = ["B", "I", "I", "O", "O", "B", "O", "I", "O", "B", "B", "I", "O"]
     entities = rawtext.decode_entities(text, words, labels, [0.5] * len(words), "Chemical")
     assert [(e["start"], e["end"], e["text"]) for e in entities] == [
         (0, 16, "Re\u0301sume\u0301-induced"),
