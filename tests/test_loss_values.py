@@ -1,6 +1,6 @@
-"""Losses and metrics against values worked out by hand, on small batches with padding and positions that must
-not count: the pre-training loss (masked LM + next sentence), the pre-training evaluation, the NER loss and
-evaluation loss under both label schemes.
+"""Losses, metrics and learning rates against values worked out by hand, on small batches with padding and
+positions that must not count: the pre-training loss (masked LM + next sentence), the pre-training evaluation,
+the NER loss and evaluation loss under both label schemes; the rate each optimizer step applies (LAMB and Adam).
 
 Every expected number below is written as the arithmetic done by hand (logits are chosen as logs of small
 counts, so each probability is a simple fraction), never computed by the project's code. Each case is built
@@ -186,3 +186,69 @@ def test_ner_evaluation_loss_and_f1(toy_tokenizer, scheme, expected):
     assert figures["eval_precision"] == pytest.approx(50.0) and figures["eval_recall"] == pytest.approx(50.0)
     assert figures["eval_f1"] == pytest.approx(50.0)
     assert figures["eval_accuracy"] == pytest.approx(75.0)        # 3 of 4 words
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The rate each step applies: the optimizers follow the schedule step by step
+
+def test_adam_applies_the_scheduled_rate_of_each_step():
+    """A constant gradient 1 on one weight, Adam without bias correction, no weight decay, epsilon 0: step k
+    (from 0) has m = 1 - 0.9^(k+1), v = 1 - 0.999^(k+1) and moves the weight by rate_k * m / sqrt(v); the rates
+    are fine-tuning's: warm-up k/2 of the peak 0.1 for k < 2, then linearly from the peak to 0 at step 6."""
+    import keras
+
+    from biobert import optimization
+
+    schedule = optimization.WarmupPolynomialDecay(0.1, total_steps=6, warmup_steps=2, decay_from_warmup=True)
+    opt = optimization.AdamWeightDecay(schedule, weight_decay_rate=0.0, epsilon=0.0)
+    var = keras.Variable([3.0])
+    opt.build([var])
+    expected = 3.0
+    for k in range(6):
+        opt.apply_reduced([tf.constant([1.0])], [var])
+        rate = 0.1 * (k / 2 if k < 2 else (6 - k) / 4)
+        expected -= rate * (1 - 0.9 ** (k + 1)) / math.sqrt(1 - 0.999 ** (k + 1))
+        assert float(var.numpy()[0]) == pytest.approx(expected, rel=1e-5), k
+
+
+def test_lamb_applies_the_scheduled_rate_of_each_step():
+    """LAMB on one positive weight w with a constant gradient and no weight decay: the bias-corrected Adam
+    direction is 1 and the trust ratio |w| / 1, so each step multiplies w by (1 - rate_k); the rates are
+    pre-training's: warm-up k/2 of the peak 0.2 for k < 2, then 0.2 (1 - k/6)^0.5 counted from step 0."""
+    import keras
+
+    from biobert import optimization
+
+    schedule = optimization.WarmupPolynomialDecay(0.2, total_steps=6, warmup_steps=2, power=0.5)
+    opt = optimization.Lamb(schedule, weight_decay_rate=0.0, epsilon=0.0)
+    var = keras.Variable([2.0])
+    opt.build([var])
+    expected = 2.0
+    for k in range(6):
+        opt.apply_reduced([tf.constant([0.5])], [var])
+        expected *= 1 - 0.2 * (k / 2 if k < 2 else (1 - k / 6) ** 0.5)
+        assert float(var.numpy()[0]) == pytest.approx(expected, rel=1e-5), k
+
+
+@pytest.mark.parametrize("kind, power, from_warmup, rates", [
+    ("lamb", 0.5, False, [0.0, 0.05] + [0.1 * max(0.0, 1 - k / 6) ** 0.5 for k in range(2, 8)]),   # pre-training's LAMB
+    ("adam", 1.0, True, [0.0, 0.05] + [0.1 * max(0.0, (6 - k) / 4) for k in range(2, 8)]),  # fine-tuning's Adam
+])
+def test_trainer_optimizer_follows_the_configured_schedule(tmp_path, kind, power, from_warmup, rates):
+    """The Trainer's optimizer takes the rate of the schedule it logs, at its own step: warm-up over 2 steps to the
+    peak 0.1 of 6 steps, then the decay of the configuration (0 after the last step)."""
+    from helpers import tiny_config
+
+    from biobert import distribution, modeling
+    from biobert.dllogger import RunLog
+
+    runtime = distribution.setup(log=lambda *_: None)
+    config = training.TrainConfig(output_dir=str(tmp_path), learning_rate=0.1, num_train_steps=6, num_warmup_steps=2,
+                                  optimizer_type=kind, poly_power=power, decay_from_warmup=from_warmup)
+    trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(tiny_config(), 3, per_token=True),
+                               lambda batch, logits: 0.0, config, RunLog(None, enabled=False))
+    applied = []
+    for k in range(8):
+        trainer.optimizer.iterations.assign(k)
+        applied.append(float(trainer.optimizer.learning_rate))
+    np.testing.assert_allclose(applied, rates, rtol=1e-5, atol=1e-9)
