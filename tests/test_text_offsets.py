@@ -4,6 +4,8 @@ hand (not against the project's own slices): combining accents at word ends, acc
 predict file's line endings; WordPiece's longest match up to the longest vocabulary piece."""
 import json
 
+import numpy as np
+
 import pytest
 
 from biobert import rawtext
@@ -143,3 +145,44 @@ def test_wordpiece_matches_the_longest_piece_of_the_vocabulary(uncased, cased):
     assert uncased.tokenize("telecommunications") == ["telecommunications"]
     assert cased.tokenize("Telecommunications telecommunications") == ["Telecommunications", "telecommunications"]
     assert uncased.tokenize("interdisciplinary") == ["interdisciplinary"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Raw-text NER decoding: each word's label from its first piece, never X / [CLS] / [SEP] / padding
+
+class OneSentence:
+    def spans(self, text):
+        return [(0, len(text))]
+
+
+def test_word_labels_come_from_first_pieces_and_word_level_labels(tmp_path):
+    from biobert import ner
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(t + "\n" for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "as", "##pi", "##rin", "and",
+                                                 "water", ",", "."]), encoding="utf-8")
+    tokenizer = FullTokenizer(vocab, do_lower_case=False)
+    labels = ner.LabelMap(["B", "I", "O"])                       # [PAD] B I O X [CLS] [SEP]
+    tagger = rawtext.NerTagger(tokenizer, labels, 16, OneSentence(), default_type="Chemical")
+    text = "aspirin and water, aspirin."
+    features, plan = tagger.features([rawtext.Document(1, text, 1)])
+    # [CLS] as ##pi ##rin and water , as ##pi ##rin . [SEP]
+    assert features[0]["input_ids"].tolist() == [2, 4, 5, 6, 7, 8, 9, 4, 5, 6, 10, 3]
+    #            [PAD] B    I    O    X    [CLS] [SEP]
+    p = np.array([[0, .1, .1, .1, .1, .5, .1],           # [CLS]
+                  [0, .3, .1, .1, .5, 0, 0],            # aspirin: X is the arg-max, B the best word label
+                  [0, 0, .9, .1, 0, 0, 0],              # ##pi, ##rin: not first pieces, never read
+                  [0, 0, .9, .1, 0, 0, 0],
+                  [0, .1, .2, .6, .1, 0, 0],            # and: O
+                  [0, .7, .1, .1, .1, 0, 0],            # water: B
+                  [.5, .1, .1, .2, .1, 0, 0],           # ",": [PAD] is the arg-max, O the best word label
+                  [0, .1, .8, .1, 0, 0, 0],             # aspirin: I after O, an entity of its own
+                  [0, .1, .1, .1, .7, 0, 0],
+                  [0, .1, .1, .1, .7, 0, 0],
+                  [0, .1, .1, .6, .1, .1, 0],           # ".": O
+                  [0, .1, .1, .1, 0, 0, .7]])           # [SEP]
+    records = tagger.decode([rawtext.Document(1, text, 1)], plan, [p])
+    assert records == [{"id": 1, "text": text, "entities": [
+        {"start": 0, "end": 7, "text": "aspirin", "type": "Chemical", "score": 0.3},
+        {"start": 12, "end": 17, "text": "water", "type": "Chemical", "score": 0.7},
+        {"start": 19, "end": 26, "text": "aspirin", "type": "Chemical", "score": 0.8}]}]
