@@ -252,3 +252,29 @@ def test_trainer_optimizer_follows_the_configured_schedule(tmp_path, kind, power
         trainer.optimizer.iterations.assign(k)
         applied.append(float(trainer.optimizer.learning_rate))
     np.testing.assert_allclose(applied, rates, rtol=1e-5, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# conlleval: phrase counts worked out by hand on typed tags
+
+def test_conlleval_counts_a_typed_example_by_hand():
+    from biobert import conlleval
+
+    lines = ["Aspirin B-Chemical B-Chemical",     # right
+             "induced O O",
+             "acute B-Disease B-Disease",         # gold: 2 words; predicted: 1 word
+             "hepatitis I-Disease O",
+             "with O B-Chemical",                 # predicted: "with NaCl"; gold: "NaCl"
+             "NaCl B-Chemical I-Chemical",
+             "",
+             "cocaine B-Chemical B-Disease",      # the same word, the wrong type, the file's last phrase
+             ". O O"]
+    counts = conlleval.evaluate(lines)
+    # gold: Aspirin, acute hepatitis, NaCl, cocaine; found: Aspirin, acute, with NaCl, cocaine; correct: Aspirin.
+    assert (counts.tokens, counts.gold_phrases, counts.found_phrases, counts.correct_phrases) == (8, 4, 4, 1)
+    assert counts.correct_tags == 4                  # Aspirin, induced, acute, "."
+    m = conlleval.metrics(counts)
+    assert (m["precision"], m["recall"], m["f1"], m["accuracy"]) == pytest.approx((25.0, 25.0, 25.0, 50.0))
+    # Chemical: correct 1, found 2, gold 3: P 50, R 33.33, F1 2 x 50 x 33.33 / 83.33 = 40. Disease: found 2, gold 1.
+    assert m["by_type"]["Chemical"]["f1"] == pytest.approx(40.0)
+    assert (m["by_type"]["Disease"]["precision"], m["by_type"]["Disease"]["found"]) == (0.0, 2)
