@@ -123,7 +123,9 @@ def _normalise(chars, do_lower_case):
 
     Characters are normalised one by one; a character that yields nothing (a stripped combining accent)
     widens the span of the character before it. If the one-by-one result differs from normalising the whole
-    token (a final sigma, say), every output character gets the whole token's span."""
+    token: with as many characters (a final sigma: ``ΟΔΟΣ-X`` lower-cases to ``οδος-x``, one by one to
+    ``οδοσ-x``), the whole token's characters keep the one-by-one spans, so that the other words of the token
+    keep theirs; otherwise every output character gets the whole token's span."""
     if not do_lower_case:
         return [(c, i, i + 1) for c, i in chars]
     whole = tokenization.BasicTokenizer._run_strip_accents("".join(c for c, _ in chars).lower())
@@ -137,6 +139,8 @@ def _normalise(chars, do_lower_case):
             continue
         out += [(p, i, i + 1) for p in produced]
     if "".join(ch for ch, _, _ in out) != whole:
+        if len(out) == len(whole):
+            return [(ch, s, e) for ch, (_, s, e) in zip(whole, out)]
         start, end = chars[0][1], chars[-1][1] + 1
         out = [(ch, start, end) for ch in whole]
     return out

@@ -30,13 +30,13 @@ def model(ner_slice, tmp_path_factory):
     return out
 
 
-def predict(model, lines, tmp_path, name, *extra, raw=None):
+def predict(model, lines, tmp_path, name, *extra, raw=None, line_end="\n"):
     """Write ``lines`` (or bytes ``raw``) as a predict file, tag it with only the model folder; the records."""
     path = tmp_path / name
     if raw is not None:
         path.write_bytes(raw)
     else:
-        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="")
+        path.write_text("".join(line + line_end for line in lines), encoding="utf-8", newline="")
     out = tmp_path / (name + ".out")
     run_ner(["--do_predict", f"--predict_file={path}", f"--init_checkpoint={model}", f"--output_dir={out}",
              f"--dllog_path={out / 'dllog.json'}", "--noamp", "--nouse_xla"] + list(extra))
@@ -49,24 +49,44 @@ def abstracts(shared_data):
     return [line for line in lines if line.strip()]
 
 
-def check_entities(record):
+def joined(a, b):
+    """True when characters ``a`` and ``b`` side by side belong to one word (no word boundary between them):
+    letters and digits, or a combining mark after either; never a CJK ideograph."""
+    def wordish(c):
+        return c.isalnum() or unicodedata.category(c).startswith("M")
+    cjk = any(tokenization._is_chinese_char(ord(c)) for c in (a, b))
+    return not cjk and wordish(a) and (b.isalnum() or unicodedata.category(b).startswith("M"))
+
+
+def check_entities(record, tokenizer):
+    """Each entity lies on word boundaries of its text (neither end cuts a word; a trailing combining mark stays
+    inside), is sorted and apart from the others, and its text tokenizes to a run of the
+    text's own pieces; its "text" is its span of the original."""
+    text = record["text"]
+    pieces = tokenizer.tokenize(text)
     previous_end = -1
     for e in record["entities"]:
-        assert record["text"][e["start"]:e["end"]] == e["text"]
-        assert e["text"] == e["text"].strip() and e["text"]
-        assert e["start"] >= previous_end                    # sorted, never overlapping or duplicated
-        previous_end = e["end"]
+        start, end = e["start"], e["end"]
+        assert 0 <= start < end <= len(text) and e["text"] == text[start:end]
+        assert e["text"] == e["text"].strip()
+        assert start == 0 or not joined(text[start - 1], text[start]), (text[max(start - 5, 0):end], e)
+        assert end == len(text) or not joined(text[end - 1], text[end]), (text[start:end + 5], e)
+        own = tokenizer.tokenize(e["text"])
+        assert own and any(pieces[k:k + len(own)] == own for k in range(len(pieces) - len(own) + 1)), e
+        assert start >= previous_end                         # sorted, never overlapping or duplicated
+        previous_end = end
         assert e["type"] == "Chemical" and 0.0 < e["score"] <= 1.0
 
 
 def test_plain_text_offsets_slice_the_abstracts(model, abstracts, tmp_path):
     docs = abstracts[:40] + [""] + abstracts[40:50]
-    records = predict(model, docs, tmp_path, "docs.txt")
+    records = predict(model, docs, tmp_path, "docs.txt", line_end="\r\n")     # a CRLF file: no \r in the texts
+    tokenizer = tokenization.FullTokenizer(model / "vocab.txt", do_lower_case=False)
     assert [r["id"] for r in records] == list(range(1, 52))
     assert [r["text"] for r in records] == docs
     assert records[40]["entities"] == []
     for record in records:
-        check_entities(record)
+        check_entities(record, tokenizer)
     found = [e["text"] for r in records for e in r["entities"]]
     assert len(found) >= 20, "the fine-tuned model should find chemicals in 50 abstracts"
 
@@ -98,7 +118,7 @@ def test_long_document_in_sentences_and_windows(model, abstracts, tmp_path):
     lines = [doc] + document + [long_sentence] + window_texts
     records = predict(model, lines, tmp_path, "long.txt", "--max_seq_length=32")
     for record in records:
-        check_entities(record)
+        check_entities(record, tokenizer)
     # Sentences: the document's entities are those of its sentences tagged alone, shifted by their offsets.
     expected, offset = [], 0
     for sentence, record in zip(document, records[1:1 + len(document)]):
@@ -151,12 +171,13 @@ def test_unicode_offsets_and_json_lines_keep_ids_and_order(model, abstracts, tmp
     lines = [json.dumps(r, ensure_ascii=False) for r in rows[:2]] + [""] + \
         [json.dumps(r, ensure_ascii=False) for r in rows[2:]]
     records = predict(model, lines, tmp_path, "docs.jsonl")
+    tokenizer = tokenization.FullTokenizer(model / "vocab.txt", do_lower_case=False)
     assert [r["id"] for r in records] == ["b-1", 17, 3, None] + [f"v{k}" for k in range(5)] + \
         [f"a{k}" for k in range(5)]
     assert records[2] == {"id": 3, "text": "", "entities": []}
     assert [r["text"] for r in records] == [r["text"] for r in rows[:2]] + [""] + [r["text"] for r in rows[2:]]
     for record in records:
-        check_entities(record)
+        check_entities(record, tokenizer)
     pairs = [(records[0], records[1])] + list(zip(records[9:], records[4:9]))
     total = 0
     for plain, changed in pairs:
