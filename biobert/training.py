@@ -252,7 +252,7 @@ class PreemptionSignals:
         name = signal.Signals(signum).name
         self.caught.append(name)
         if not self._deferred:
-            raise Preempted(None, name)
+            raise Preempted(None, name, saved=False)
 
     def hold(self):
         """Record signals only, from now until the next training loop ends (a run's restore, input positioning
@@ -887,6 +887,10 @@ class Trainer:
         if self.runtime.num_workers <= 1:
             return bool(caught)
         failed, stopping = self._agree([failure is not None, len(caught) > 0])
+        if not stopping:
+            # A signal that came while this worker waited in the barrier is handled only once the barrier returns
+            # (Python runs its handlers between bytecodes): one more round, so that it stops every worker here.
+            stopping = self._agree([len(caught) > 0])[0]
         if failure is not None:
             raise failure
         if failed:
