@@ -238,8 +238,8 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
         # On GPUs the gradient all-reduce uses NCCL (TF's default there is its own ring); on CPUs, TF's ring.
         implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
                           else tf.distribute.experimental.CommunicationImplementation.AUTO)
-        # A step that waits longer than BIOBERT_COLLECTIVE_TIMEOUT seconds (default 120) for its peers stops the run
-        # (training.CollectiveWatchdog: one thread), so a hung worker stops the others instead of hanging them; a
+        # A step that takes BIOBERT_COLLECTIVE_TIMEOUT seconds (default 120) longer than the longest before it stops
+        # the run (training.CollectiveWatchdog: one thread), so a hung worker stops the others instead of hanging; a
         # dead or unreachable one is found by TensorFlow's health check (a killed one at once). The collectives
         # themselves get no timeout_seconds: TensorFlow starts a thread per collective that sleeps out the timeout.
         timeout = _collective_timeout()

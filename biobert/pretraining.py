@@ -95,13 +95,11 @@ def run(FLAGS):
         init_loss_scale=FLAGS.init_loss_scale, use_xla=FLAGS.use_xla)
     trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss, train_config,
                                log)
-    step = trainer.restore_latest(train=FLAGS.do_train)   # every worker, also with no checkpoint: they agree
-    if trainer.resumed_from is None:
-        if FLAGS.init_checkpoint:
-            trainer.load_weights(FLAGS.init_checkpoint)
-        elif not FLAGS.do_train:
-            raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
-                             path=FLAGS.output_dir)
+    # Every worker, also with no checkpoint: they check they agree.
+    step = trainer.restore_or_initialise(FLAGS.init_checkpoint, train=FLAGS.do_train)
+    if trainer.resumed_from is None and not FLAGS.init_checkpoint and not FLAGS.do_train:
+        raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
+                         path=FLAGS.output_dir)
     results = {}
     for files in ([FLAGS.input_files_dir] if FLAGS.do_train else []) + ([FLAGS.eval_files_dir] if FLAGS.do_eval else []):
         check_records(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)

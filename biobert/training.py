@@ -282,24 +282,29 @@ PREEMPTION = PreemptionSignals()
 
 
 class CollectiveWatchdog:
-    """Stops a multi-worker run whose steps stop completing: after ``timeout`` seconds armed without a ``beat``,
-    every collective of this process is aborted (DeadlineExceeded), so a worker waiting for a hung peer stops
-    instead of hanging. One thread for the whole run (a collective's own ``timeout_seconds`` starts a thread per
-    collective that lives for the whole timeout: thousands at once in a fast run). Disarmed (``pause``) where a
-    peer may legitimately keep the others waiting: before the first step (restore, input positioning,
-    compilation) and around checkpoints (the chief writes, the others wait at a barrier). A dead or unreachable
-    peer is found sooner by TensorFlow's own health check, which aborts the collectives the same way."""
+    """Stops a multi-worker run whose steps stop completing: once this worker has gone ``timeout`` seconds longer
+    than its longest step so far without a ``beat``, every collective of this process is aborted
+    (DeadlineExceeded), so a worker waiting for a hung peer stops instead of hanging. (Counting from the longest
+    step lets a step that is merely slow, a large model on a CPU, run as long as it takes.) One thread for the whole
+    run: a collective's own ``timeout_seconds`` starts a thread per collective that lives for the whole timeout,
+    thousands at once in a fast run. Disarmed (``pause``) where a peer may legitimately keep the others waiting:
+    before the first step (restore, input positioning, compilation) and around checkpoints (the chief writes, the
+    others wait at a barrier). A dead or unreachable peer is found sooner by TensorFlow's own health check, which
+    aborts the collectives the same way."""
 
     def __init__(self, timeout):
         self.timeout = timeout
         self.since = None                 # time.monotonic() of the last beat; None: disarmed
-        self.fired = False
+        self.longest = 0.0                # the longest time between two beats so far
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="collective-watchdog")
         self._thread.start()
 
     def beat(self):
-        self.since = time.monotonic()
+        now = time.monotonic()
+        if self.since is not None:
+            self.longest = max(self.longest, now - self.since)
+        self.since = now
 
     def pause(self):
         self.since = None
@@ -307,13 +312,13 @@ class CollectiveWatchdog:
     def _watch(self):
         while not self._stop.wait(min(1.0, self.timeout / 4)):
             since = self.since
-            if since is not None and time.monotonic() - since > self.timeout:
+            waited = time.monotonic() - since if since is not None else 0.0
+            if waited > self.timeout + self.longest:
                 from tensorflow.python.eager import context
 
-                self.fired = True
                 context.context().abort_collective_ops(
-                    tf.errors.DEADLINE_EXCEEDED, f"no step completed in {self.timeout:g} s "
-                    "(BIOBERT_COLLECTIVE_TIMEOUT): a worker hung or became unreachable")
+                    tf.errors.DEADLINE_EXCEEDED, f"no step completed in {waited:.0f} s, BIOBERT_COLLECTIVE_TIMEOUT "
+                    f"({self.timeout:g} s) over the longest step: a worker hung or is unreachable")
                 return
 
     def close(self):
@@ -519,6 +524,14 @@ class Trainer:
         if "train/consumed_batches" in missing:
             self.consumed_batches.assign(step * self.config.num_accumulation_steps)
         self.log.info(f"resuming from {prefix} at step {step}")
+        return step
+
+    def restore_or_initialise(self, init_checkpoint=None, train=True):
+        """Resume from output_dir (``restore_latest``); a run that did not resume, and only such a run, starts from
+        the weights of ``init_checkpoint`` (if given). Returns the step training continues from."""
+        step = self.restore_latest(train=train)
+        if self.resumed_from is None and init_checkpoint:
+            self.load_weights(init_checkpoint)
         return step
 
     def _restore_newest_readable(self):
@@ -740,7 +753,7 @@ class Trainer:
         step (restore, input positioning: see PREEMPTION.hold) stops every worker at the restored step; one that
         comes during a checkpoint or the last one stops every worker once it is complete.
 
-        Several workers: a worker that waits more than BIOBERT_COLLECTIVE_TIMEOUT for a step (a hung or unreachable
+        Several workers: a worker whose step takes BIOBERT_COLLECTIVE_TIMEOUT longer than its longest one (a hung
         peer) stops (CollectiveWatchdog), as does one whose peer dies (TensorFlow's health check); either way
         every worker ends with the one-line WorkerLost error. Checkpoints are not timed: all workers meet at a
         barrier once the chief's is written, however long that takes.
