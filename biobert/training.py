@@ -256,8 +256,8 @@ class PreemptionSignals:
 
     def hold(self):
         """Record signals only, from now until the next training loop ends (a run's restore, input positioning
-        and compilation come before its first step)."""
-        if not self._held:
+        and compilation come before its first step). Without installed handlers there is nothing to hold."""
+        if self._previous and not self._held:
             self._held = True
             self._deferred += 1
 
@@ -295,19 +295,23 @@ class CollectiveWatchdog:
     def __init__(self, timeout):
         self.timeout = timeout
         self.since = None                 # time.monotonic() of the last beat; None: disarmed
-        self.longest = 0.0                # the longest time between two beats so far
+        self.longest = 0.0                # the longest time armed so far (from a beat to the next beat or pause)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="collective-watchdog")
         self._thread.start()
 
     def beat(self):
-        now = time.monotonic()
-        if self.since is not None:
-            self.longest = max(self.longest, now - self.since)
-        self.since = now
+        self._measure()
+        self.since = time.monotonic()
 
     def pause(self):
+        self._measure()
         self.since = None
+
+    def _measure(self):
+        since = self.since
+        if since is not None:
+            self.longest = max(self.longest, time.monotonic() - since)
 
     def _watch(self):
         while not self._stop.wait(min(1.0, self.timeout / 4)):

@@ -230,13 +230,12 @@ def test_a_signal_during_the_last_checkpoint_exits_75_with_it_complete(worker, t
 def test_a_hung_worker_stops_the_other_after_the_collective_timeout(worker, tmp_path):
     """Worker 1 stopped (SIGSTOP: alive, answering nothing): worker 0 stops with the one-line error once it has
     waited BIOBERT_COLLECTIVE_TIMEOUT seconds longer than its longest step (before TensorFlow's health check, every
-    30 s, would notice)."""
-    shared = tmp_path / "shared"
-    marker = tmp_path / "saving"
-    procs = start(worker, shared, 10 ** 6, save=5, timeout=3, save_marker=str(marker))
+    30 s, or its heartbeats would notice)."""
+    marker = tmp_path / "starting"
+    procs = start(worker, tmp_path / "shared", 10 ** 6, timeout=3, slow_start=0.01, start_marker=str(marker))
     try:
         wait_for(marker, procs)
-        time.sleep(1)
+        time.sleep(8)                                   # training, no checkpoint (the watchdog rests in those)
         procs[1].send_signal(signal.SIGSTOP)
         output = procs[0].communicate(timeout=300)[0]
     finally:
