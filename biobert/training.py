@@ -451,6 +451,7 @@ class Trainer:
                 self.accumulators = [local_sum(tf.zeros(v.shape, v.dtype)) for v in self.trainable]
                 self.loss_accumulator = local_sum(0.0)     # this replica's summed micro-batch losses
         self.resumed_from = None
+        self._agreements = {}                 # _agree's traced collectives, by the number of values
         self.summary_writer = None
         if runtime.is_chief and config.output_dir:
             self.summary_writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "tensorboard"))
@@ -576,16 +577,16 @@ class Trainer:
         """The sums over the workers of the integers ``values`` (each worker gives its own): one collective across
         the workers, with no time limit (a peer may be restoring or saving), that also serves as a barrier. A lost
         peer raises WorkerLost."""
-        value = tf.constant([int(v) for v in values], tf.int64)
-
-        @tf.function
-        def summed():
-            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(value)),
-                                        axis=None)
-
+        summed = self._agreements.get(len(values))
+        if summed is None:                    # traced once per length, then every checkpoint runs that graph
+            @tf.function
+            def summed(value):
+                return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(tf.identity, args=(value,)),
+                                            axis=None)
+            self._agreements[len(values)] = summed
         local = self.runtime.num_replicas // max(self.runtime.num_workers, 1)
         with self._lost_contact():
-            return [int(v) // local for v in summed().numpy()]
+            return [int(v) // local for v in summed(tf.constant([int(v) for v in values], tf.int64)).numpy()]
 
     @contextlib.contextmanager
     def _lost_contact(self):
