@@ -20,10 +20,11 @@ class InputError(Exception):
 PREEMPTED_EXIT_STATUS = 75      # EX_TEMPFAIL: "try again" (run_biobert.sub requeues the job on it)
 
 
-class Preempted(Exception):
+class Preempted(BaseException):
     """The run stopped on SIGTERM/SIGUSR1 with a complete checkpoint as the newest in output_dir: the one saved at
     ``step`` (``saved``), or, when no training step was under way (``saved`` False; ``step`` None outside training),
-    the one it had."""
+    the one it had. A BaseException, as KeyboardInterrupt: a signal handler may raise it anywhere, and no
+    ``except Exception`` (a damaged checkpoint's fallback, for one) may take it for an error of its own."""
 
     def __init__(self, step, signal_name, saved=True):
         self.step = step
