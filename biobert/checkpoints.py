@@ -82,10 +82,10 @@ def model_files(init_checkpoint):
 
 
 def resolve_tf_checkpoint(path):
-    """A TF checkpoint prefix for ``path`` (a prefix, or a folder with a ``checkpoint`` file), else None."""
+    """A TF checkpoint prefix for ``path`` (a prefix, or a folder: the checkpoint a run there would resume
+    from, ``latest_checkpoint``), else None."""
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        return latest
+        return latest_checkpoint(path)
     if os.path.isfile(path + ".index"):
         return path
     for suffix in (".index", ".meta"):

@@ -175,6 +175,8 @@ def test_a_run_without_a_usable_state_file_resumes_and_keeps_the_restored_weight
                                              'all_model_checkpoint_paths: "model.ckpt-9"\n')
         assert tf.train.latest_checkpoint(str(tmp_path)) is None or "ckpt-9" in tf.train.latest_checkpoint(
             str(tmp_path))
+    # The folder as --init_checkpoint of another run (or evaluated) names the same checkpoint.
+    assert checkpoints.resolve_tf_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-2")
     again, _ = make_trainer(tmp_path, steps=4)
     assert again.restore_or_initialise(init) == 2
     assert again.resumed_from == str(tmp_path / "model.ckpt-2")
