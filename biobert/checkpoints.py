@@ -82,10 +82,10 @@ def model_files(init_checkpoint):
 
 
 def resolve_tf_checkpoint(path):
-    """A TF checkpoint prefix for ``path`` (a prefix, or a folder with a ``checkpoint`` file), else None."""
+    """A TF checkpoint prefix for ``path`` (a prefix, or a folder: the checkpoint a run there would resume
+    from, ``latest_checkpoint``), else None."""
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        return latest
+        return latest_checkpoint(path)
     if os.path.isfile(path + ".index"):
         return path
     for suffix in (".index", ".meta"):
@@ -305,11 +305,21 @@ def list_checkpoints(directory):
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(directory):
-    """The prefix the ``checkpoint`` state file names in ``directory``, or None."""
+def resume_candidates(directory):
+    """The checkpoints a run in ``directory`` may resume from, best first: the one the ``checkpoint`` state file
+    names, then every bundle on disk, newest step first. Without a usable state file (deleted, or naming a bundle
+    that is gone) the bundles still count: a run that has them resumed, whatever the state file says."""
     if not os.path.isdir(directory):
-        return None
-    return tf.train.latest_checkpoint(directory)
+        return []
+    named = tf.train.latest_checkpoint(directory)
+    candidates = [named] if named and os.path.isfile(named + ".index") else []
+    return candidates + [p for p in reversed(list_checkpoints(directory)) if p not in candidates]
+
+
+def latest_checkpoint(directory):
+    """The checkpoint a run in ``directory`` resumes from (the first of ``resume_candidates``), or None."""
+    candidates = resume_candidates(directory)
+    return candidates[0] if candidates else None
 
 
 def restore_state(prefix, named_variables, optional=()):

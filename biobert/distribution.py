@@ -36,6 +36,7 @@ class Runtime:
     loss_scaling: bool       # dynamic loss scaling (float16 only)
     description: str
     matmul_dtype: str = None  # dtype of the matrix products when not the policy's compute dtype
+    collective_timeout: float = None  # seconds a multi-worker step may wait for its peers (None: no limit)
 
     @property
     def is_chief(self):
@@ -237,21 +238,24 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
         # On GPUs the gradient all-reduce uses NCCL (TF's default there is its own ring); on CPUs, TF's ring.
         implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
                           else tf.distribute.experimental.CommunicationImplementation.AUTO)
-        # A collective that waits longer than BIOBERT_COLLECTIVE_TIMEOUT seconds (default 120) for its peers fails,
-        # so a hung or unreachable worker stops the others instead of hanging them (a killed one does at once).
+        # A step that takes BIOBERT_COLLECTIVE_TIMEOUT seconds (default 120) longer than the longest before it stops
+        # the run (training.CollectiveWatchdog: one thread), so a hung worker stops the others instead of hanging; a
+        # dead or unreachable one is found by TensorFlow's health check (a killed one at once). The collectives
+        # themselves get no timeout_seconds: TensorFlow starts a thread per collective that sleeps out the timeout.
         timeout = _collective_timeout()
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver,
-            communication_options=tf.distribute.experimental.CommunicationOptions(
-                implementation=implementation, timeout_seconds=timeout))
+            communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
         task = resolver.task_id or 0
         workers = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
         kind = f"MultiWorkerMirroredStrategy over {workers} workers"
     elif len(gpus) > 1:
+        timeout = None
         strategy = tf.distribute.MirroredStrategy()
         task, workers = 0, 1
         kind = f"MirroredStrategy over {len(gpus)} GPUs"
     else:
+        timeout = None
         strategy = tf.distribute.get_strategy()
         task, workers = 0, 1
         kind = "one process, one device (" + ("GPU" if gpus else "CPU") + ")"
@@ -268,7 +272,7 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
     runtime = Runtime(strategy=strategy, num_replicas=strategy.num_replicas_in_sync, num_workers=workers,
                       worker_index=task, device=device, policy=policy,
                       loss_scaling=policy == "mixed_float16", description=description,
-                      matmul_dtype=matmul_dtype)
+                      matmul_dtype=matmul_dtype, collective_timeout=timeout)
     if runtime.is_chief:
         for note in notes:
             log(note)

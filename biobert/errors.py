@@ -20,13 +20,21 @@ class InputError(Exception):
 PREEMPTED_EXIT_STATUS = 75      # EX_TEMPFAIL: "try again" (run_biobert.sub requeues the job on it)
 
 
-class Preempted(Exception):
-    """The run stopped on SIGTERM/SIGUSR1 after checkpointing the step every worker agreed on."""
+class Preempted(BaseException):
+    """The run stopped on SIGTERM/SIGUSR1 with a complete checkpoint as the newest in output_dir: the one saved at
+    ``step`` (``saved``), or, when no training step was under way (``saved`` False; ``step`` None outside training),
+    the one it had. A BaseException, as KeyboardInterrupt: a signal handler may raise it anywhere, and no
+    ``except Exception`` (a damaged checkpoint's fallback, for one) may take it for an error of its own."""
 
-    def __init__(self, step, signal_name):
+    def __init__(self, step, signal_name, saved=True):
         self.step = step
-        super().__init__(f"stopped on {signal_name} after saving a checkpoint at step {step}: run the same command "
-                         "again to resume")
+        if saved:
+            what = f"after saving a checkpoint at step {step}"
+        elif step is not None:
+            what = f"at step {step}, before training further (the newest checkpoint in output_dir is complete)"
+        else:
+            what = "while no training step was under way (the newest checkpoint in output_dir is complete)"
+        super().__init__(f"stopped on {signal_name} {what}: run the same command again to resume")
 
 
 def require_file(path, what="file"):

@@ -387,10 +387,9 @@ def run(task, FLAGS):
 
     resumed = checkpoints.latest_checkpoint(FLAGS.output_dir)
     if FLAGS.do_train:
-        trainer.restore_latest()          # every worker, also with no checkpoint: they check they agree
-        if not resumed and FLAGS.init_checkpoint:
-            trainer.load_weights(FLAGS.init_checkpoint)
-        elif not resumed:
+        # Every worker, also with no checkpoint: they check they agree.
+        trainer.restore_or_initialise(FLAGS.init_checkpoint)
+        if trainer.resumed_from is None and not FLAGS.init_checkpoint:
             log.info("warning: no --init_checkpoint: training BERT from random initialisation")
         if runtime.is_chief:
             task.save_labels(FLAGS.output_dir)

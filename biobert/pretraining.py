@@ -95,14 +95,11 @@ def run(FLAGS):
         init_loss_scale=FLAGS.init_loss_scale, use_xla=FLAGS.use_xla)
     trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss, train_config,
                                log)
-    resumed = training.checkpoints.latest_checkpoint(FLAGS.output_dir)
-    step = trainer.restore_latest()          # every worker, also with no checkpoint: they check they agree
-    if not resumed:
-        if FLAGS.init_checkpoint:
-            trainer.load_weights(FLAGS.init_checkpoint)
-        elif not FLAGS.do_train:
-            raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
-                             path=FLAGS.output_dir)
+    # Every worker, also with no checkpoint: they check they agree.
+    step = trainer.restore_or_initialise(FLAGS.init_checkpoint, train=FLAGS.do_train)
+    if trainer.resumed_from is None and not FLAGS.init_checkpoint and not FLAGS.do_train:
+        raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
+                         path=FLAGS.output_dir)
     results = {}
     for files in ([FLAGS.input_files_dir] if FLAGS.do_train else []) + ([FLAGS.eval_files_dir] if FLAGS.do_eval else []):
         check_records(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
@@ -152,8 +149,22 @@ class InputPosition:
         self.keep = keep
 
     def save(self, iterator, step):
+        """Write the position at ``step`` atomically: under a temporary prefix, renamed into place once whole (a
+        failed write, e.g. a full disk, leaves no partial files and raises InputError); then drop old ones."""
         os.makedirs(self.folder, exist_ok=True)
-        tf.train.Checkpoint(input=iterator).write(os.path.join(self.folder, f"step-{step}"))
+        final = os.path.join(self.folder, f"step-{step}")
+        tmp = os.path.join(self.folder, f".tmp-step-{step}")
+        try:
+            tf.train.Checkpoint(input=iterator).write(tmp)
+        except (tf.errors.OpError, OSError) as err:
+            for produced in glob.glob(glob.escape(tmp) + ".*"):
+                os.remove(produced)
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"cannot write the input position for step {step} ({detail}); the previous checkpoint "
+                             "is intact: free disk space and run the same command to resume",
+                             path=self.folder) from None
+        for produced in glob.glob(glob.escape(tmp) + ".*"):
+            os.replace(produced, final + produced[len(tmp):])
         saved = sorted({int(os.path.basename(p).split(".")[0][5:]) for p in glob.glob(os.path.join(self.folder,
                                                                                               "step-*"))})
         for old in saved[:-self.keep]:

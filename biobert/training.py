@@ -8,6 +8,7 @@ backward pass is ``jit_compile``d), gradient accumulation over micro-batches (al
 the optimizer and schedule, logging (dllogger JSON lines + a readable progress line with throughput),
 checkpoints every ``save_checkpoints_steps`` (keeping the latest) and resuming from output_dir.
 """
+import contextlib
 import dataclasses
 import math
 import os
@@ -212,26 +213,120 @@ def prefetch(iterator, depth=2):
         stop.set()
 
 
-class _catch_signals:
-    """Within the block, the named signals append their name to ``caught`` instead of ending the process (main
-    thread only; elsewhere a no-op). The previous handlers come back afterwards."""
+PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
 
-    def __init__(self, names, caught):
-        self.names, self.caught, self.previous = names, caught, {}
 
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for name in self.names:
-                number = getattr(signal, name, None)
-                if number is not None:
-                    self.previous[number] = signal.signal(number, lambda signum, frame, name=name:
-                                                          self.caught.append(name))
-        return self
+class PreemptionSignals:
+    """SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) as a request to stop and run again.
 
-    def __exit__(self, *exc):
-        for number, handler in self.previous.items():
+    Once ``install``ed (every job does at start-up, cli.start_job) a signal is recorded in ``caught``. While a
+    training run is under way (``hold``: from the restore of a run that will train; ``deferred``: the training loop
+    and its last checkpoint) that is all: the loop acts on it where every worker can agree, and stops after a
+    complete checkpoint. At any other moment nothing is being written that a rerun needs, so the signal raises
+    ``Preempted`` at once (exit status 75: run the same job again). Main thread only; elsewhere a no-op.
+    """
+
+    def __init__(self):
+        self.caught = []
+        self._deferred = 0
+        self._held = False
+        self._previous = {}
+
+    def install(self):
+        """Handle the signals from now on; True when this call installed the handlers."""
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return False
+        self.caught.clear()
+        for name in PREEMPTION_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None:
+                self._previous[number] = signal.signal(number, self._handle)
+        return True
+
+    def uninstall(self):
+        for number, handler in self._previous.items():
             signal.signal(number, handler)
-        return False
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        self.caught.append(name)
+        if not self._deferred:
+            raise Preempted(None, name, saved=False)
+
+    def hold(self):
+        """Record signals only, from now until the next training loop ends (a run's restore, input positioning
+        and compilation come before its first step). Without installed handlers there is nothing to hold."""
+        if self._previous and not self._held:
+            self._held = True
+            self._deferred += 1
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Within the block signals are recorded only (handlers installed for the block when none are); on the
+        way out, a ``hold`` ends too. Yields the list of caught signal names."""
+        installed = self.install()
+        self._deferred += 1
+        try:
+            yield self.caught
+        finally:
+            self._deferred -= 1
+            if self._held:
+                self._held = False
+                self._deferred -= 1
+            if installed:
+                self.uninstall()
+
+
+PREEMPTION = PreemptionSignals()
+
+
+class CollectiveWatchdog:
+    """Stops a multi-worker run whose steps stop completing: once this worker has gone ``timeout`` seconds longer
+    than its longest step so far without a ``beat``, every collective of this process is aborted
+    (DeadlineExceeded), so a worker waiting for a hung peer stops instead of hanging. (Counting from the longest
+    step lets a step that is merely slow, a large model on a CPU, run as long as it takes.) One thread for the whole
+    run: a collective's own ``timeout_seconds`` starts a thread per collective that lives for the whole timeout,
+    thousands at once in a fast run. Disarmed (``pause``) where a peer may legitimately keep the others waiting:
+    before the first step (restore, input positioning, compilation) and around checkpoints (the chief writes, the
+    others wait at a barrier). A dead or unreachable peer is found sooner by TensorFlow's own health check, which
+    aborts the collectives the same way."""
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+        self.since = None                 # time.monotonic() of the last beat; None: disarmed
+        self.longest = 0.0                # the longest time armed so far (from a beat to the next beat or pause)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="collective-watchdog")
+        self._thread.start()
+
+    def beat(self):
+        self._measure()
+        self.since = time.monotonic()
+
+    def pause(self):
+        self._measure()
+        self.since = None
+
+    def _measure(self):
+        since = self.since
+        if since is not None:
+            self.longest = max(self.longest, time.monotonic() - since)
+
+    def _watch(self):
+        while not self._stop.wait(min(1.0, self.timeout / 4)):
+            since = self.since
+            waited = time.monotonic() - since if since is not None else 0.0
+            if waited > self.timeout + self.longest:
+                from tensorflow.python.eager import context
+
+                context.context().abort_collective_ops(
+                    tf.errors.DEADLINE_EXCEEDED, f"no step completed in {waited:.0f} s, BIOBERT_COLLECTIVE_TIMEOUT "
+                    f"({self.timeout:g} s) over the longest step: a worker hung or is unreachable")
+                return
+
+    def close(self):
+        self._stop.set()
 
 
 def _clock(seconds):
@@ -242,18 +337,28 @@ def _clock(seconds):
 # ----------------------------------------------------------------------------------------------------------
 # The trainer
 
-LOSS_SCALE_GROWTH_STEPS = 2000      # finite steps in a row before the dynamic loss scale doubles (as NVIDIA's)
+LOSS_SCALE_GROWTH_STEPS = 1000      # finite steps in a row before the dynamic loss scale doubles (NVIDIA's TF1 BERT:
+                                    # ExponentialUpdateLossScaleManager(incr_every_n_steps=1000))
 
 
 class TrainingDiverged(InputError):
     """Too many consecutive steps with non-finite gradients."""
 
 
-PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
+OTHER_WORKER = "a preemption signal (on another worker)"
 
 
 class WorkerLost(InputError):
     """Another worker of a multi-worker run died or became unreachable."""
+
+
+def is_lost_contact(err):
+    """Whether ``err`` is a collective failing because a peer is gone, hung or unreachable: TensorFlow's errors
+    for a lost peer, an aborted or timed-out collective, and NCCL's own (reported as Internal or Unknown)."""
+    if isinstance(err, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                        tf.errors.CancelledError)):
+        return True
+    return isinstance(err, (tf.errors.InternalError, tf.errors.UnknownError)) and "nccl" in str(err).lower()
 
 
 def worker_lost(err, output_dir):
@@ -262,9 +367,9 @@ def worker_lost(err, output_dir):
 
     tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(err))))
     who = ", ".join(f"{job} {task}" for job, task in tasks) or "another worker"
-    first = str(err).strip().splitlines()
-    reason = next((line.strip() for line in first if "aborted by" in line or "Error received" in line),
-                  first[0] if first else type(err).__name__)
+    first = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    reason = next((line for line in first if "aborted by" in line or "Error received" in line
+                   or "BIOBERT_COLLECTIVE_TIMEOUT" in line), first[0] if first else type(err).__name__)
     return WorkerLost(f"lost contact with {who} ({type(err).__name__}: {reason[:160]}); this worker stops. The last "
                       "checkpoint in output_dir is intact: start the same job again to resume", path=output_dir)
 
@@ -338,12 +443,15 @@ class Trainer:
             self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_scale_good_steps")
             self.saved_replicas = tf.Variable(runtime.num_replicas, dtype=tf.int64, trainable=False,
                                               name="num_replicas")
-            self.accumulators = None
+            self.accumulators = self.loss_accumulator = None
             if config.num_accumulation_steps > 1:
-                self.accumulators = [
-                    tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
-                                synchronization=tf.VariableSynchronization.ON_READ,
-                                aggregation=tf.VariableAggregation.SUM) for v in self.trainable]
+                def local_sum(initial):
+                    return tf.Variable(initial, trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                                       aggregation=tf.VariableAggregation.SUM)
+                self.accumulators = [local_sum(tf.zeros(v.shape, v.dtype)) for v in self.trainable]
+                self.loss_accumulator = local_sum(0.0)     # this replica's summed micro-batch losses
+        self.resumed_from = None
+        self._agreements = {}                 # _agree's traced collectives, by the number of values
         self.summary_writer = None
         if runtime.is_chief and config.output_dir:
             self.summary_writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "tensorboard"))
@@ -392,12 +500,18 @@ class Trainer:
         self.log.info(f"saved checkpoint {path}")
         return path
 
-    def restore_latest(self):
-        """Resume from the newest checkpoint in output_dir, if any; returns the restored global step.
+    def restore_latest(self, train=True):
+        """Resume from the newest checkpoint in output_dir, if any; returns the restored global step, and sets
+        ``resumed_from`` (the prefix restored, or None): the one answer to "did this run resume?", which decides
+        whether ``--init_checkpoint`` is loaded (never over a restored step).
 
         Every worker reads the checkpoint the chief names (the same output_dir); in a multi-worker run they
-        check that they all resumed at the same step and stop at once if not."""
+        check that they all resumed at the same step and stop at once if not. ``train``: a training loop follows,
+        so from here a preemption signal is recorded for it (PREEMPTION.hold) rather than ending the process."""
+        if train:
+            PREEMPTION.hold()
         prefix, missing = self._restore_newest_readable()
+        self.resumed_from = prefix
         if prefix is None:
             self._check_same_step_everywhere(0, "no checkpoint")
             return 0
@@ -417,13 +531,19 @@ class Trainer:
         self.log.info(f"resuming from {prefix} at step {step}")
         return step
 
+    def restore_or_initialise(self, init_checkpoint=None, train=True):
+        """Resume from output_dir (``restore_latest``); a run that did not resume, and only such a run, starts from
+        the weights of ``init_checkpoint`` (if given). Returns the step training continues from."""
+        step = self.restore_latest(train=train)
+        if self.resumed_from is None and init_checkpoint:
+            self.load_weights(init_checkpoint)
+        return step
+
     def _restore_newest_readable(self):
         """Restore the newest checkpoint that reads whole; a damaged one (truncated, half-written by a process that
         died, a full disk) is skipped with a message. Returns (prefix, absent optional names) or (None, None)."""
         directory = self.config.output_dir
-        named = checkpoints.latest_checkpoint(directory)
-        candidates = [named] if named else []
-        candidates += [p for p in reversed(checkpoints.list_checkpoints(directory)) if p not in candidates]
+        candidates = checkpoints.resume_candidates(directory)
         for prefix in candidates:
             try:
                 # Checkpoints written before the dropout seeds or data position were saved still resume.
@@ -441,20 +561,43 @@ class Trainer:
         return None, None
 
     def _check_same_step_everywhere(self, step, what):
-        """Stop at once unless every worker resumed at ``step`` (the sum and sum of squares over replicas tell)."""
+        """Stop at once unless every worker resumed at ``step``: the sums of the step and of its square over the
+        workers, in int64 (exact at any step count), equal the workers' count times this worker's only when all
+        hold the same step."""
         if self.runtime.num_workers <= 1:
             return
-        value = tf.constant([float(step), float(step) ** 2])
-
-        @tf.function
-        def summed():
-            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: value * 1.0), axis=None)
-
-        mean, mean_square = (summed().numpy() / self.runtime.num_replicas).tolist()
-        if mean != step or abs(mean_square - mean * mean) > 0.5:
+        workers = self.runtime.num_workers
+        total, squares = self._agree([step, step * step])
+        if total != workers * step or squares != workers * step * step:
             raise InputError(f"workers resumed at different steps (this worker: step {step} from {what}): every "
                              "worker must see the same output_dir (a shared file system)",
                              path=self.config.output_dir)
+
+    def _agree(self, values):
+        """The sums over the workers of the integers ``values`` (each worker gives its own): one collective across
+        the workers, with no time limit (a peer may be restoring or saving), that also serves as a barrier. A lost
+        peer raises WorkerLost."""
+        summed = self._agreements.get(len(values))
+        if summed is None:                    # traced once per length, then every checkpoint runs that graph
+            @tf.function
+            def summed(value):
+                return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(tf.identity, args=(value,)),
+                                            axis=None)
+            self._agreements[len(values)] = summed
+        local = self.runtime.num_replicas // max(self.runtime.num_workers, 1)
+        with self._lost_contact():
+            return [int(v) // local for v in summed(tf.constant([int(v) for v in values], tf.int64)).numpy()]
+
+    @contextlib.contextmanager
+    def _lost_contact(self):
+        """In a multi-worker run, a collective that fails for a lost, hung or unreachable peer (or NCCL) becomes
+        the one-line WorkerLost error."""
+        try:
+            yield
+        except tf.errors.OpError as err:
+            if self.runtime.num_workers <= 1 or not is_lost_contact(err):
+                raise
+            raise worker_lost(err, self.config.output_dir) from None
 
     def load_weights(self, path, **kwargs):
         return checkpoints.load_weights(self.variables, path, log=self.log.info, **kwargs)
@@ -468,7 +611,7 @@ class Trainer:
         # is the gradient of the global batch's mean loss.
         scale = 1.0 / (replicas * cfg.num_accumulation_steps)
         loss_scaling = runtime.loss_scaling
-        accumulators = self.accumulators
+        accumulators, loss_accumulator = self.accumulators, self.loss_accumulator
         reduce_each_micro_batch = accumulators is not None and not cfg.allreduce_post_accumulation
 
         @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
@@ -497,17 +640,23 @@ class Trainer:
                 grads = all_reduce(grads)
             for a, g in zip(accumulators, grads):
                 a.assign_add(g)
-            return loss
+            loss_accumulator.assign_add(loss)
 
         def final_replica(batch, stop):
             """The last micro-batch of a step: the step's combined gradient, unscaled and clipped, whether it is
-            finite, and how many replicas asked to stop (``stop``: 1.0 on every replica of a worker that caught a
-            preemption signal; summed with the gradients, so every replica gets the same values)."""
+            finite, how many replicas asked to stop (``stop``: 1.0 on every replica of a worker that caught a
+            preemption signal) and the step's mean loss over every micro-batch and replica. The stop flags and the
+            loss are summed with the gradients, in the step's one all-reduce, so every replica gets the same
+            values without a collective of their own."""
             loss, grads = gradients(batch)
-            if accumulators is not None and not reduce_each_micro_batch:
-                grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
-            reduced = all_reduce(grads + [tf.identity(stop)])      # (identity: placed on this replica's device)
-            grads, stop = reduced[:-1], reduced[-1]
+            if accumulators is not None:
+                loss = loss_accumulator.read_value() + loss
+                loss_accumulator.assign(tf.zeros_like(loss_accumulator))
+                if not reduce_each_micro_batch:
+                    grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
+            # (identity: placed on this replica's device)
+            reduced = all_reduce(grads + [tf.identity(stop), loss * scale])
+            grads, stop, loss = reduced[:-2], reduced[-2], reduced[-1]
             if accumulators is not None:
                 if reduce_each_micro_batch:
                     grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
@@ -555,15 +704,14 @@ class Trainer:
             finite = strategy.experimental_local_results(finite)[0]
             tf.cond(finite, lambda: applied(grads), skipped)
             self.consumed_batches.assign_add(1)
-            return (strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None),
-                    strategy.experimental_local_results(stop)[0], self.global_step.read_value(),
-                    self.nonfinite_in_a_row.read_value())
+            return (strategy.experimental_local_results(loss)[0], strategy.experimental_local_results(stop)[0],
+                    self.global_step.read_value(), self.nonfinite_in_a_row.read_value())
 
         @tf.function(reduce_retracing=True)
         def accumulate_step(batch):
-            loss = strategy.run(accumulate_replica, args=(batch,))
+            # No collective: the micro-batch's gradient and loss are summed on each replica until the last one.
+            strategy.run(accumulate_replica, args=(batch,))
             self.consumed_batches.assign_add(1)
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
 
         @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
         def forward(batch):
@@ -606,120 +754,168 @@ class Trainer:
 
         Preemption: SIGTERM or SIGUSR1 (what Slurm sends before a time limit or preemption) is passed to the other
         workers with the next step's gradient all-reduce; every worker reads that agreement one step later, so all
-        finish the same step, save a checkpoint there and raise ``Preempted``.
+        finish the same step, save a checkpoint there and raise ``Preempted``. A signal that came before the first
+        step (restore, input positioning: see PREEMPTION.hold) stops every worker at the restored step; one that
+        comes during a checkpoint or the last one stops every worker once it is complete.
+
+        Several workers: a worker whose step takes BIOBERT_COLLECTIVE_TIMEOUT longer than its longest one (a hung
+        peer) stops (CollectiveWatchdog), as does one whose peer dies (TensorFlow's health check); either way
+        every worker ends with the one-line WorkerLost error. Checkpoints are not timed: all workers meet at a
+        barrier once the chief's is written, however long that takes.
         """
         cfg = self.config
-        step = int(self.global_step.numpy())
-        if step >= cfg.num_train_steps:
-            self.log.info(f"training already complete ({step} of {cfg.num_train_steps} steps)")
-            return None
-        self.log.info(f"training from step {step} to {cfg.num_train_steps} "
-                      f"(accumulating {cfg.num_accumulation_steps} micro-batch(es) per step; peak learning rate "
-                      f"{self.peak_learning_rate:.3g} = {cfg.learning_rate:.3g} x {self.runtime.num_replicas} "
-                      f"replica(s))")
         batches = prefetch(batches) if not isinstance(batches, tf.data.Iterator) else batches
-        try:
-            return self._fit(batches, per_worker, rows_per_batch, on_save, step)
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-                tf.errors.CancelledError) as err:
-            if self.runtime.num_workers <= 1:
-                raise
-            raise worker_lost(err, cfg.output_dir) from None
+        with PREEMPTION.deferred() as caught, self._lost_contact():
+            step = int(self.global_step.numpy())
+            if step >= cfg.num_train_steps:
+                self.log.info(f"training already complete ({step} of {cfg.num_train_steps} steps)")
+                if caught:
+                    raise Preempted(step, caught[0], saved=False)
+                return None
+            self.log.info(f"training from step {step} to {cfg.num_train_steps} "
+                          f"(accumulating {cfg.num_accumulation_steps} micro-batch(es) per step; peak learning rate "
+                          f"{self.peak_learning_rate:.3g} = {cfg.learning_rate:.3g} x {self.runtime.num_replicas} "
+                          f"replica(s))")
+            # A signal before the first step: every worker stops where it resumed (its checkpoint is the newest).
+            asked = self._agree([len(caught) > 0])[0] if self.runtime.num_workers > 1 else len(caught)
+            if asked:
+                raise Preempted(step, caught[0] if caught else OTHER_WORKER, saved=False)
+            timeout = getattr(self.runtime, "collective_timeout", None)
+            watchdog = CollectiveWatchdog(timeout) if timeout and self.runtime.num_workers > 1 else None
+            try:
+                return self._fit(batches, per_worker, rows_per_batch, on_save, step, caught, watchdog)
+            finally:
+                if watchdog is not None:
+                    watchdog.close()
 
-    def _fit(self, batches, per_worker, rows_per_batch, on_save, step):
+    def _fit(self, batches, per_worker, rows_per_batch, on_save, step, caught, watchdog):
         cfg = self.config
         stop_values = [self._replica_values(float(flag)) for flag in (0, 1)]
-        caught = []
-        with _catch_signals(PREEMPTION_SIGNALS, caught):
-            train_start = time.time()
-            timed_from, timed_steps = None, 0      # throughput and ETA leave out the first (tracing) step
-            window_rows, window_start, last_report = 0, time.time(), time.time()
-            # Decisions (checkpoint, stop, divergence, preemption) use values every worker has at the same step:
-            # the previous step's outputs (finished by the time this step is queued, so reading them lets the
-            # device run on), and this step's own only where it may be a boundary.
-            known = (step, 0.0, 0)                 # (global step, replicas asking to stop, non-finite in a row)
-            pending = None                         # the previous step's (global step, stop, non-finite) tensors
-            last_loss = None
+        train_start = time.time()
+        timed_from, timed_steps = None, 0      # throughput and ETA leave out the first (tracing) step
+        window_rows, window_start, last_report = 0, time.time(), time.time()
+        # Decisions (checkpoint, stop, divergence, preemption) use values every worker has at the same step:
+        # the previous step's outputs (finished by the time this step is queued, so reading them lets the
+        # device run on), and this step's own only where it may be a boundary.
+        known = (step, 0.0, 0)                 # (global step, replicas asking to stop, non-finite in a row)
+        pending = None                         # the previous step's (global step, stop, non-finite) tensors
+        last_loss = None
 
-            def report(shown, done, now):
-                """A progress line for step ``shown`` with last_loss, the sentences/s since the last line and the
-                time left from ``done`` steps finished (None: the first step, no rate yet); opens a new window."""
-                nonlocal window_rows, window_start, last_report
-                if done is None:
-                    self._progress(shown, last_loss, 0.0, now - train_start, None)
+        def report(shown, done, now):
+            """A progress line for step ``shown`` with last_loss, the sentences/s since the last line and the
+            time left from ``done`` steps finished (None: the first step, no rate yet); opens a new window."""
+            nonlocal window_rows, window_start, last_report
+            if done is None:
+                self._progress(shown, last_loss, 0.0, now - train_start, None)
+            else:
+                self._progress(shown, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
+                               (now - timed_from) / max(done - timed_steps, 1) * (cfg.num_train_steps - done))
+            window_rows, window_start, last_report = 0, now, now
+
+        def checkpoint(step):
+            """The checkpoint at ``step``; True when some worker has caught a preemption signal by its end."""
+            if watchdog is not None:
+                watchdog.pause()
+            return self._checkpoint(step, on_save, caught)
+
+        while True:
+            rows = 0
+            for micro in range(cfg.num_accumulation_steps):
+                if watchdog is not None:
+                    watchdog.pause()           # this worker's own input is no peer's silence
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    raise InputError("training data ran out before num_train_steps") from None
+                if watchdog is not None and timed_from is not None:
+                    watchdog.beat()            # from here on this worker waits for its peers (and its device)
+                rows += self._rows(batch, rows_per_batch)
+                dist = self._distribute(batch, per_worker)
+                if micro + 1 < cfg.num_accumulation_steps:
+                    self._accumulate_step(dist)
                 else:
-                    self._progress(shown, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
-                                   (now - timed_from) / max(done - timed_steps, 1) * (cfg.num_train_steps - done))
-                window_rows, window_start, last_report = 0, now, now
-            while True:
-                rows = 0
-                losses = []
-                for micro in range(cfg.num_accumulation_steps):
-                    try:
-                        batch = next(batches)
-                    except StopIteration:
-                        raise InputError("training data ran out before num_train_steps") from None
-                    rows += self._rows(batch, rows_per_batch)
-                    dist = self._distribute(batch, per_worker)
-                    if micro + 1 < cfg.num_accumulation_steps:
-                        losses.append(self._accumulate_step(dist))
-                    else:
-                        loss, stop, global_step, in_a_row = self._apply_step(dist, stop_values[1 if caught else 0])
-                        losses.append(loss)
-                window_rows += rows
-                if pending is not None:
-                    known = tuple(kind(value) for kind, value in zip((int, float, int), pending))
-                pending = (global_step, stop, in_a_row)
-                before, preempt, streak = known
-                nxt = before + 1
-                boundary = (timed_from is None or preempt > 0 or streak > 0 or nxt >= cfg.num_train_steps
-                            or nxt % cfg.display_loss_steps == 0
-                            or (cfg.save_checkpoints_steps and nxt % cfg.save_checkpoints_steps == 0))
-                now = time.time()
-                if not boundary:
-                    if now - last_report >= cfg.progress_seconds and timed_from is not None:
-                        last_loss = float(np.mean([float(value) for value in losses]))
-                        report(known[0] + 1, known[0], now)
-                    continue
-                # A boundary: this step's results (waits for the device).
-                last_loss = float(np.mean([float(value) for value in losses]))
-                known = (int(global_step), float(stop), int(in_a_row))
-                pending = None
-                step = known[0]
-                if known[2] >= cfg.max_nonfinite_steps:
-                    raise TrainingDiverged(
-                        f"training diverged: {known[2]} steps in a row had non-finite gradients (at step {step}); "
-                        f"the last checkpoint in output_dir is intact. Lower --learning_rate, or raise "
-                        f"--max_nonfinite_steps to keep trying")
-                now = time.time()
-                if timed_from is None:
-                    # The first step includes tracing and compilation; keep it out of the throughput figures.
-                    timed_from, timed_steps = now, step
-                    self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
-                                  f"{now - train_start:.1f}s")
-                    report(step, None, now)
-                elif step != before and (step % cfg.display_loss_steps == 0 or step >= cfg.num_train_steps
-                                         or preempt > 0):
-                    report(step, step, now)
-                if preempt > 0 and step < cfg.num_train_steps:
-                    # Some worker caught a signal before the previous step: all finish here.
-                    self._checkpoint(step, on_save)
-                    raise Preempted(step, caught[0] if caught else "a preemption signal (on another worker)")
-                if (cfg.save_checkpoints_steps and step != before and step < cfg.num_train_steps
-                        and step % cfg.save_checkpoints_steps == 0):
-                    self._checkpoint(step, on_save)
-                if step >= cfg.num_train_steps:
-                    break
-        self._checkpoint(step, on_save)
+                    loss, stop, global_step, in_a_row = self._apply_step(dist, stop_values[1 if caught else 0])
+            window_rows += rows
+            if pending is not None:
+                known = tuple(kind(value) for kind, value in zip((int, float, int), pending))
+            pending = (global_step, stop, in_a_row)
+            before, preempt, streak = known
+            nxt = before + 1
+            boundary = (timed_from is None or preempt > 0 or streak > 0 or nxt >= cfg.num_train_steps
+                        or nxt % cfg.display_loss_steps == 0
+                        or (cfg.save_checkpoints_steps and nxt % cfg.save_checkpoints_steps == 0))
+            now = time.time()
+            if not boundary:
+                if now - last_report >= cfg.progress_seconds and timed_from is not None:
+                    last_loss = float(loss)
+                    report(known[0] + 1, known[0], now)
+                continue
+            # A boundary: this step's results (waits for the device).
+            last_loss = float(loss)
+            known = (int(global_step), float(stop), int(in_a_row))
+            pending = None
+            step = known[0]
+            if known[2] >= cfg.max_nonfinite_steps:
+                raise TrainingDiverged(
+                    f"training diverged: {known[2]} steps in a row had non-finite gradients (at step {step}); "
+                    f"the last checkpoint in output_dir is intact. Lower --learning_rate, or raise "
+                    f"--max_nonfinite_steps to keep trying")
+            now = time.time()
+            if timed_from is None:
+                # The first step includes tracing and compilation; keep it out of the throughput figures.
+                timed_from, timed_steps = now, step
+                self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
+                              f"{now - train_start:.1f}s")
+                report(step, None, now)
+            elif step != before and (step % cfg.display_loss_steps == 0 or step >= cfg.num_train_steps
+                                     or preempt > 0):
+                report(step, step, now)
+            if preempt > 0 and step < cfg.num_train_steps:
+                # Some worker caught a signal before the previous step: all finish here.
+                checkpoint(step)
+                raise Preempted(step, caught[0] if caught else OTHER_WORKER)
+            if (cfg.save_checkpoints_steps and step != before and step < cfg.num_train_steps
+                    and step % cfg.save_checkpoints_steps == 0):
+                if checkpoint(step):
+                    # A signal during the checkpoint: it is complete everywhere, so all stop here.
+                    raise Preempted(step, caught[0] if caught else OTHER_WORKER)
+            if step >= cfg.num_train_steps:
+                break
+        if checkpoint(step):
+            raise Preempted(step, caught[0] if caught else OTHER_WORKER)
         total = time.time() - train_start
         self.log.log((), {"train_time_s": total}, text=f"training took {total:.1f}s")
         return last_loss
 
-    def _checkpoint(self, step, on_save):
-        """``on_save(step)`` on every worker (e.g. its input position), then the chief's checkpoint."""
-        if on_save is not None:
-            on_save(step)
-        self.save()
+    def _checkpoint(self, step, on_save, caught=()):
+        """``on_save(step)`` on every worker (e.g. its input position), then the chief's checkpoint. With several
+        workers all then meet at a barrier (``_agree``, not timed), so that none trains on, or exits on a
+        preemption, before the chief's checkpoint is complete and named in the state file, and a worker that could
+        not write its part stops them all. Returns whether some worker has caught a preemption signal (``caught``
+        non-empty) by then: the same answer on every worker."""
+        failure = None
+        try:
+            if on_save is not None:
+                on_save(step)
+            self.save()
+        except InputError as err:           # a full disk, an unwritable folder
+            if self.runtime.num_workers <= 1:
+                raise
+            failure = err
+        if self.runtime.num_workers <= 1:
+            return bool(caught)
+        failed, stopping = self._agree([failure is not None, len(caught) > 0])
+        if not stopping:
+            # A signal that came while this worker waited in the barrier is handled only once the barrier returns
+            # (Python runs its handlers between bytecodes): one more round, so that it stops every worker here.
+            stopping = self._agree([len(caught) > 0])[0]
+        if failure is not None:
+            raise failure
+        if failed:
+            raise InputError(f"another worker could not write its part of the checkpoint at step {step} (its log "
+                             "says why); this worker stops too. The previous checkpoint is intact",
+                             path=self.config.output_dir)
+        return stopping > 0
 
     def _replica_values(self, value):
         """``value`` as a float32 scalar on every replica (a plain tensor with one replica)."""

@@ -153,3 +153,37 @@ def test_tensorboard_events_hold_every_logged_scalar(tmp_path):
     logged = [json.loads(line[5:])["data"]["loss"] for line in open(tmp_path / "dllog.json")
               if line.startswith("DLLL ") and "loss" in line]
     np.testing.assert_allclose(losses, logged, rtol=1e-6)
+
+
+@pytest.mark.parametrize("state_file", ["deleted", "names a deleted checkpoint"])
+def test_a_run_without_a_usable_state_file_resumes_and_keeps_the_restored_weights(tmp_path, state_file):
+    """The bundles on disk are what a run resumes from: with the ``checkpoint`` state file gone (or naming a bundle
+    the user removed), the newest bundle is restored, and --init_checkpoint does not overwrite its weights."""
+    import tensorflow as tf
+
+    from biobert import checkpoints, training
+
+    trainer, feats = make_trainer(tmp_path, steps=2, save=0)
+    trainer.fit(training.training_batches(feats, 16, 8, seed=1))          # model.ckpt-2
+    saved = {name: var.numpy() for name, var in trainer.variables.items()}
+    other = {name: value + 0.5 for name, value in saved.items()}          # an initial checkpoint, other weights
+    init = checkpoints.save_checkpoint(str(tmp_path / "init"), 0, other)
+    if state_file == "deleted":
+        (tmp_path / "checkpoint").unlink()
+    else:
+        (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-9"\n'
+                                             'all_model_checkpoint_paths: "model.ckpt-9"\n')
+        assert tf.train.latest_checkpoint(str(tmp_path)) is None or "ckpt-9" in tf.train.latest_checkpoint(
+            str(tmp_path))
+    # The folder as --init_checkpoint of another run (or evaluated) names the same checkpoint.
+    assert checkpoints.resolve_tf_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-2")
+    again, _ = make_trainer(tmp_path, steps=4)
+    assert again.restore_or_initialise(init) == 2
+    assert again.resumed_from == str(tmp_path / "model.ckpt-2")
+    assert not any("loaded" in line for line in again.lines)
+    for name, var in again.variables.items():
+        np.testing.assert_array_equal(var.numpy(), saved[name], err_msg=name)
+    (tmp_path / "fresh").mkdir()
+    fresh, _ = make_trainer(tmp_path / "fresh", steps=4)                   # nothing to resume: the initial weights
+    assert fresh.restore_or_initialise(init) == 0 and fresh.resumed_from is None
+    np.testing.assert_array_equal(fresh.variables["output_weights"].numpy(), other["output_weights"])

@@ -275,17 +275,50 @@ def test_several_processes_on_a_node_take_one_gpu_each(monkeypatch):
     assert distribution._pin_gpu([], notes) == []
 
 
-def test_sbatch_job_signalled_before_its_end_requeues_itself_and_completes(slurm, records, tmp_path):
+# A Python for the job's tasks whose chief takes SLOW_SAVE_SECONDS longer over the checkpoint of step
+# SLOW_SAVE_STEP, after writing SLOW_SAVE_MARKER (so a test can signal the job while the chief writes).
+SLOW_SAVE_PYTHON = textwrap.dedent('''\
+    #!/bin/bash
+    exec "{python}" - "$@" <<'PY'
+    import os, runpy, sys, time
+    sys.path.insert(0, "{repo}")
+    from biobert import checkpoints
+    real_save = checkpoints.save_checkpoint
+
+    def slow_save(directory, step, *args, **kwargs):
+        if int(step) == int(os.environ["SLOW_SAVE_STEP"]):
+            with open(os.environ["SLOW_SAVE_MARKER"], "w") as marker:
+                marker.write(str(step))
+            time.sleep(float(os.environ["SLOW_SAVE_SECONDS"]))
+        return real_save(directory, step, *args, **kwargs)
+
+    checkpoints.save_checkpoint = slow_save
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    PY
+''')
+
+
+@pytest.mark.parametrize("moment", ["while it trains", "while the chief writes a checkpoint"])
+def test_sbatch_job_signalled_before_its_end_requeues_itself_and_completes(slurm, records, tmp_path, moment):
     """USR1 (what `#SBATCH --signal=USR1@120` sends before the time limit) to a running run_biobert.sub job: the
-    two tasks checkpoint the same step and exit 75, the job requeues itself, resumes there and completes."""
+    two tasks checkpoint the same step and exit 75, the job requeues itself, resumes there and completes. A signal
+    that lands while the chief writes the checkpoint of step 5 (slowed down here) stops both tasks there, once the
+    checkpoint is complete and named in the state file."""
     import re
     import time
 
     data, init = pretraining_job_folders(records, tmp_path)
     results = tmp_path / "results"
+    marker = tmp_path / "saving"
+    python = tmp_path / "python"
+    python.write_text(SLOW_SAVE_PYTHON.format(python=sys.executable, repo=REPO))
+    python.chmod(0o755)
     env = quiet_env(SLURM_CONF=slurm.env["SLURM_CONF"], PHASE="1", BATCHSIZE="4", LEARNING_RATE="1e-3",
                     NUM_ACCUMULATION_STEPS="1", TRAIN_STEPS="40", WARMUP_STEPS="2", DATADIR=str(data),
-                    CHECKPOINTDIR=str(results), NUM_SHARDS="1", PYTHON=sys.executable, INIT_CHECKPOINT=init)
+                    CHECKPOINTDIR=str(results), NUM_SHARDS="1", PYTHON=str(python), INIT_CHECKPOINT=init,
+                    SAVE_CHECKPOINTS_STEPS="5", SLOW_SAVE_STEP="5", SLOW_SAVE_MARKER=str(marker),
+                    SLOW_SAVE_SECONDS="8" if moment.endswith("checkpoint") else "0")
     log = tmp_path / "job.out"
     submitted = subprocess.run(["sbatch", "--parsable", "-N1", "--ntasks-per-node=2", f"--output={log}",
                                 "--open-mode=append", "biobert/scripts/run_biobert.sub"], capture_output=True,
@@ -302,9 +335,14 @@ def test_sbatch_job_signalled_before_its_end_requeues_itself_and_completes(slurm
         return log.read_text(errors="replace") if log.exists() else ""
 
     deadline = time.time() + 600
-    while time.time() < deadline and not re.search(r"step [3-9]/40", text()):
-        assert state() in ("PENDING", "RUNNING", "CONFIGURING"), text() + slurm.logs()
-        time.sleep(1)
+    if moment.endswith("checkpoint"):
+        while time.time() < deadline and not marker.exists():
+            assert state() in ("PENDING", "RUNNING", "CONFIGURING"), text() + slurm.logs()
+            time.sleep(0.2)
+    else:
+        while time.time() < deadline and not re.search(r"step (1[1-9]|2[0-9])/40", text()):
+            assert state() in ("PENDING", "RUNNING", "CONFIGURING"), text() + slurm.logs()
+            time.sleep(1)
     signalled = subprocess.run(["scancel", "--signal=USR1", job], capture_output=True, text=True, env=env)
     assert signalled.returncode == 0, signalled.stderr
     released = False
@@ -318,9 +356,13 @@ def test_sbatch_job_signalled_before_its_end_requeues_itself_and_completes(slurm
         time.sleep(1)
     output = text()
     assert state() == "COMPLETED", output + slurm.logs()
-    match = re.search(r"preempted: stopped on SIGUSR1 after saving a checkpoint at step (\d+)", output)
-    assert match, output
-    step = int(match.group(1))
+    steps = {int(s) for s in re.findall(r"preempted: stopped on \S+ .*?after saving a checkpoint at step (\d+)",
+                                        output)}
+    assert len(steps) == 1, output                      # both tasks, the same step
+    step = steps.pop()
+    if moment.endswith("checkpoint"):
+        assert step == 5, output
+    assert len(re.findall(r"preempted: stopped on", output)) == 2, output
     assert "requeueing job" in output
     assert re.search(rf"resuming from \S+model.ckpt-{step} at step {step}", output), output
     out = results / "biobert_phase_1"

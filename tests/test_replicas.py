@@ -246,6 +246,40 @@ def test_resumed_pretraining_input_reads_no_record_twice(numbered_records, tmp_p
     assert os.listdir(tmp_path / "input_position") == ["worker_0"]
 
 
+def test_an_input_position_is_written_whole_or_not_at_all(numbered_records, tmp_path, monkeypatch):
+    """A full disk while a worker writes its input position: no partial files under the step's name (a resume would
+    read them), the positions saved before stay, and one clear error."""
+    import tensorflow as tf
+
+    from biobert import pretraining, pretraining_data
+    from biobert.errors import InputError
+
+    iterator = iter(pretraining_data.pretraining_dataset(numbered_records, SEQ, PRED, 4, is_training=True, seed=7,
+                                                         shuffle_buffer=8))
+    position = pretraining.InputPosition(str(tmp_path), worker_index=0)
+    next(iterator)
+    position.save(iterator, step=1)
+    real_write = tf.train.Checkpoint.write
+
+    def full_disk(self, prefix, **kwargs):
+        path = real_write(self, prefix, **kwargs)                           # the bytes reach the disk...
+        for name in os.listdir(position.folder):
+            if name.endswith(".data-00000-of-00001") and "step-2" in name:
+                with open(os.path.join(position.folder, name), "r+b") as f:
+                    f.truncate(5)
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")   # ...then ENOSPC
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", full_disk)
+    next(iterator)
+    with pytest.raises(InputError, match="cannot write the input position for step 2 .No space left on device."):
+        position.save(iterator, step=2)
+    monkeypatch.undo()
+    assert sorted(os.listdir(position.folder)) == ["step-1.data-00000-of-00001", "step-1.index"]
+    log = type("Log", (), {"info": staticmethod(lambda text: None)})()
+    assert not position.restore(iter(pretraining_data.pretraining_dataset(
+        numbered_records, SEQ, PRED, 4, is_training=True, seed=7, shuffle_buffer=8)), 2, log)
+
+
 def test_resume_with_another_replica_count_is_refused(tmp_path):
     import keras
     import tensorflow as tf

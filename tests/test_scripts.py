@@ -553,6 +553,8 @@ def test_sub_phase_2_defaults_in_container(sb):
                 "num_train_steps": "4340", "num_warmup_steps": "434", "max_seq_length": "512",
                 "max_predictions_per_seq": "80"}
     assert {k: f[k] for k in expected} == expected
+    # phase 2 (4340 steps) checkpoints periodically too, not only at its end or on a signal
+    assert int(f["save_checkpoints_steps"]) < int(f["num_train_steps"])
     assert f["init_checkpoint"] == "/results/biobert_phase_1/ckpt-19531"
     assert f["output_dir"] == "/results/biobert_phase_2"
     assert f["bert_config_file"] == \
@@ -572,9 +574,10 @@ def test_sub_phase_2_defaults_in_container(sb):
 
 def test_sub_environment_overrides_and_bad_phase(sb):
     _, _, inner = sub_command(sb, BATCHSIZE=64, LEARNING_RATE="8e-6", NUM_ACCUMULATION_STEPS=8,
-                              CHECKPOINTDIR=sb.root / "ck")
+                              SAVE_CHECKPOINTS_STEPS=7, CHECKPOINTDIR=sb.root / "ck")
     f = flags(inner)
     assert (f["train_batch_size"], f["learning_rate"], f["num_accumulation_steps"]) == ("64", "8e-6", "8")
+    assert f["save_checkpoints_steps"] == "7"
     proc = sb.run("run_biobert.sub", PHASE=3)
     assert proc.returncode == 1 and "PHASE must be 1 or 2" in proc.stderr
     proc = sb.run("run_biobert.sub", PHASE=2, CHECKPOINTDIR=sb.root / "empty")

@@ -183,14 +183,16 @@ def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
              for f in toy_features(n=16, seed=1)]
     big = training.pad_batch(feats, 32)
     halves = [training.pad_batch(feats[:8], 32), training.pad_batch(feats[8:], 32)]
-    trainers = []
+    trainers, losses = [], []
     for accum, batches in ((1, [big]), (2, halves)):
         keras.utils.set_random_seed(7)
         trainer = make_trainer(runtime, tmp_path / str(accum), steps=1, dropout=0.0, clip_norm=0.0,
                                num_accumulation_steps=accum)
-        trainer.fit(iter(batches))
+        losses.append(trainer.fit(iter(batches)))
         trainers.append(trainer)
     one, two = trainers
+    # The step's reported loss (summed with the gradients, no collective of its own) is the big batch's.
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     assert int(two.global_step.numpy()) == 1 and int(two.optimizer.iterations.numpy()) == 1
     for name in ("bert/encoder/layer_1/output/dense/kernel", "bert/embeddings/word_embeddings", "output_weights"):
         # The first moment after one step is (1 - beta_1) * gradient: it shows the gradient's scale too.
