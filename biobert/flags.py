@@ -5,6 +5,7 @@ import sys
 
 from absl import flags
 
+from biobert.defaults import TRAINING
 from biobert.errors import InputError
 
 # --bert_model presets: BertConfig values (vocab_size comes from the vocabulary).
@@ -28,7 +29,8 @@ def define_common(dllog_path=None):
     flags.DEFINE_string("dllog_path", dllog_path, "Filename of the dllogger-style JSON-lines run log [default: "
                         "<output_dir>/bert_dllog.json; the original wrote /results/bert_dllog.json]. Each run "
                         "appends to it, starting with a PARAMETER line (the command and the flag values).")
-    flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save the model checkpoint (the latest is kept).")
+    flags.DEFINE_integer("save_checkpoints_steps", TRAINING["save_checkpoints_steps"],
+                         "How often to save the model checkpoint (the latest is kept).")
     flags.DEFINE_bool("horovod", False, "Accepted for compatibility with the original launch (mpirun ... --horovod). "
                       "Horovod does not build against TensorFlow 2.21; the same multi-process launch runs on "
                       "tf.distribute (MultiWorkerMirroredStrategy).")
@@ -36,10 +38,12 @@ def define_common(dllog_path=None):
                       "arithmetic (AVX512_BF16, AMX, Arm BF16), bfloat16 matrix products in an otherwise float32 "
                       "model; other CPUs run float32, where bfloat16 would be emulated and slower "
                       "(BIOBERT_CPU_BF16=1/0 overrides).")
-    flags.DEFINE_bool("use_xla", True, "Compile the training and inference steps with XLA (jit_compile).")
+    flags.DEFINE_bool("use_xla", TRAINING["use_xla"],
+                      "Compile the training and inference steps with XLA (jit_compile).")
     flags.DEFINE_bool("do_prepare", False, "Accepted and ignored (the original scripts pass it).")
     flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and data order.")
-    flags.DEFINE_integer("max_nonfinite_steps", 200, "Stop the run when this many optimizer steps in a row have "
+    flags.DEFINE_integer("max_nonfinite_steps", TRAINING["max_nonfinite_steps"],
+                         "Stop the run when this many optimizer steps in a row have "
                          "non-finite gradients (each such step is skipped on every replica and, under float16, "
                          "halves the loss scale).")
 
@@ -88,9 +92,12 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                        "for. E.g., 0.1 = 10% of training.")
     flags.DEFINE_integer("iterations_per_loop", 100, "How many training steps between progress lines in the log "
                          "(in the original: steps per TPU loop).")
-    flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated into one optimizer step.")
-    flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
-    flags.DEFINE_bool("adam_bias_correction", True, "Divide Adam's moments by (1 - beta^t) (textbook Adam, as "
+    flags.DEFINE_integer("num_accumulation_steps", TRAINING["num_accumulation_steps"],
+                         "Micro-batches accumulated into one optimizer step.")
+    flags.DEFINE_float("weight_decay_rate", TRAINING["weight_decay_rate"],
+                       "Decoupled weight decay (not on LayerNorm and bias).")
+    flags.DEFINE_bool("adam_bias_correction", TRAINING["adam_bias_correction"],
+                      "Divide Adam's moments by (1 - beta^t) (textbook Adam, as "
                       "Hugging Face's AdamW). --noadam_bias_correction is Google's and NVIDIA's "
                       "AdamWeightDecayOptimizer, which cost 3.7 F1 points on BC5CDR-chem with MiniLM (BENCHMARKS.md, "
                       "'Adam bias correction'), so correction stays on by default.")
