@@ -1,5 +1,5 @@
 """absl flags shared by the entry points (the original recipe's names and defaults), and ``check``: every flag
-value and combination a user can get wrong, tested before any work starts (cli.main_guard calls it)."""
+value and combination a user can get wrong, tested before any work starts (main_guard calls it)."""
 import os
 import sys
 
@@ -137,7 +137,7 @@ HELP_GROUPS = (
                        "output_file", "input_folder", "output_folder", "splits", "duplicate_multi_label", "task",
                        "output_path", "answer_path")),
     ("Model, vocabulary and checkpoints", ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint",
-                                           "export_dir", "save_checkpoints_steps")),
+                                           "checkpoint", "export_dir", "save_checkpoints_steps")),
     ("Training", ("train_batch_size", "learning_rate", "num_train_epochs", "num_train_steps", "warmup_proportion",
                   "num_warmup_steps", "optimizer_type", "weight_decay_rate", "num_accumulation_steps",
                   "allreduce_post_accumulation", "group_by_length", "ner_label_scheme", "seed", "init_loss_scale",
@@ -201,6 +201,30 @@ def run(main):
     flags.DEFINE_flag(GroupedHelp("help", "?"), module_name="absl.app")
     flags.DEFINE_flag(GroupedHelp("helpshort"), module_name="absl.app")
     app.run(main, flags_parser=parse_flags)
+
+
+def main_guard(fn):
+    """Wrap an absl ``main(argv)``: the flags are checked first (``check``), then InputError -> ``error: ...`` on
+    stderr and exit 1; Ctrl-C -> exit 130; a preempted run (SIGTERM/SIGUSR1, checkpoint saved) -> ``preempted:
+    ...`` and exit 75 (errors.PREEMPTED_EXIT_STATUS)."""
+    from biobert.errors import PREEMPTED_EXIT_STATUS, Preempted
+
+    def wrapped(argv):
+        try:
+            check(flags.FLAGS)
+            return fn(argv)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        except Preempted as err:
+            print(f"preempted: {err}", file=sys.stderr, flush=True)
+            sys.exit(PREEMPTED_EXIT_STATUS)
+        except KeyboardInterrupt:
+            print("interrupted: the last checkpoint in output_dir is intact; run the same command to resume",
+                  file=sys.stderr, flush=True)
+            sys.exit(130)
+
+    return wrapped
 
 
 # ----------------------------------------------------------------------------------------------------------
