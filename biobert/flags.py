@@ -151,31 +151,40 @@ HELP_GROUPS = (
 
 
 def program_flags(FLAGS):
-    """The flags this program defines itself or adopts (key flags of __main__), by name."""
-    import sys as _sys
-
+    """The flags this program defines itself or adopts (key flags of __main__), by name; a flag whose name
+    another definition took over since is left out."""
     names = {}
-    for module in (_sys.argv[0], "__main__"):
+    for module in (sys.argv[0], "__main__"):
         for flag in FLAGS.get_key_flags_for_module(module):
-            names[flag.name] = flag
+            if flag.name in FLAGS and FLAGS[flag.name] is flag:
+                names[flag.name] = flag
     return names
 
 
-def help_text(FLAGS):
-    """The program's docstring, then its flags in HELP_GROUPS order (absl's rendering: help and default)."""
-    import sys as _sys
+def describe_flag(flag, indent="  "):
+    """One flag as absl's --helpfull shows it: ``--name: help`` (``--[no]name`` for a boolean), then its default
+    and, for a number or a choice, the values it takes, wrapped to the help width."""
+    name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+    if flag.short_name:
+        name = f"-{flag.short_name},{name}"
+    text = flags.text_wrap(f"{name}: {flag.help or ''}", indent=indent + "  ", firstline_indent=indent)
+    for note in (f"default: {flag.default_as_str}" if flag.default_as_str else None,
+                 flag.parser.syntactic_help):
+        if note:
+            text += "\n" + flags.text_wrap(f"({note})", indent=indent + "  ")
+    return text
 
-    doc = (_sys.modules["__main__"].__doc__ or f"USAGE: {_sys.argv[0]} [flags]").rstrip("\n") + "\n"
+
+def help_text(FLAGS):
+    """The program's docstring, then its flags in HELP_GROUPS order (each group sorted by name)."""
+    doc = (sys.modules["__main__"].__doc__ or f"USAGE: {sys.argv[0]} [flags]").rstrip("\n") + "\n"
     own = program_flags(FLAGS)
     lines, shown = [doc, "flags:"], set()
-    groups = list(HELP_GROUPS) + [("Other", tuple(sorted(own)))]
-    for title, names in groups:
-        members = [own[n] for n in names if n in own and n not in shown]
-        if not members:
-            continue
-        shown.update(f.name for f in members)
-        lines += ["", f"{title}:"]
-        FLAGS._render_flag_list(members, lines, prefix="  ")   # absl's own format (help, default, type)
+    for title, names in list(HELP_GROUPS) + [("Other", tuple(own))]:
+        members = sorted(n for n in names if n in own and n not in shown)
+        if members:
+            shown.update(members)
+            lines += ["", f"{title}:"] + [describe_flag(own[n]) for n in members]
     lines += ["", "Try --helpfull to get a list of all flags (absl's and TensorFlow's too)."]
     return "\n".join(lines) + "\n"
 
