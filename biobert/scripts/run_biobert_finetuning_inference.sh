@@ -102,8 +102,4 @@ bb_run "$PYTHON" "$ENTRY" \
     "--max_seq_length=$seq_length" \
     "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" "$CASE_FLAG"
 
-if [ "$TASK_NAME" = chemprot ]; then
-    bb_chemprot_eval "$out"
-else
-    bb_conlleval_summary "$out"
-fi
+bb_evaluate "$out"
