@@ -97,10 +97,9 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
     flags.DEFINE_float("weight_decay_rate", TRAINING["weight_decay_rate"],
                        "Decoupled weight decay (not on LayerNorm and bias).")
     flags.DEFINE_bool("adam_bias_correction", TRAINING["adam_bias_correction"],
-                      "Divide Adam's moments by (1 - beta^t) (textbook Adam, as "
-                      "Hugging Face's AdamW). --noadam_bias_correction is Google's and NVIDIA's "
-                      "AdamWeightDecayOptimizer, which cost 3.7 F1 points on BC5CDR-chem with MiniLM (BENCHMARKS.md, "
-                      "'Adam bias correction'), so correction stays on by default.")
+                      "Divide Adam's moments by (1 - beta^t) (textbook Adam, as Hugging Face's AdamW). "
+                      "--noadam_bias_correction is Google's and NVIDIA's AdamWeightDecayOptimizer, less accurate "
+                      "in fine-tuning (BENCHMARKS.md, 'Adam bias correction'), so correction stays on by default.")
     flags.DEFINE_bool("group_by_length", group_by_length, "Sort the shuffled training rows by length within "
                       "windows of 64 batches, so that batches need little padding (a batch then holds rows of "
                       "similar length only). --nogroup_by_length keeps the plain shuffle, as Hugging Face's "
@@ -311,8 +310,8 @@ def check(FLAGS):
 
 
 def vocabulary_is_cased(vocab_file):
-    """True when more than 1% of the vocabulary's word pieces hold a capital letter (Google's cased vocabulary:
-    29 %; the uncased one: 2 of 30522)."""
+    """True when more than 1% of the vocabulary's word pieces hold a capital letter: a threshold far from both
+    a cased vocabulary (capitals in a good share of its pieces) and an uncased one (in next to none)."""
     total = capitals = 0
     with open(vocab_file, encoding="utf-8", errors="replace") as handle:
         for line in handle:
