@@ -93,7 +93,7 @@ def test_command_writes_the_folder_or_stops_with_one_error_line(tmp_path, script
 
     proc = command(f"--checkpoint={run}", "--output_dir=hf")
     assert proc.returncode == 0, proc.stderr
-    assert f"hf: model.safetensors (39 tensors from {run / 'model.ckpt-7'})" in proc.stdout
+    assert f"hf: model.safetensors (41 tensors from {run / 'model.ckpt-7'})" in proc.stdout
     back = checkpoints.TensorSource(str(tmp_path / "hf"))
     np.testing.assert_array_equal(back.get("bert/pooler/dense/kernel"), weights["bert/pooler/dense/kernel"])
     proc = command(f"--checkpoint={tmp_path / 'missing'}", "--output_dir=hf2")
