@@ -4,7 +4,7 @@ from the same values; the files earlier steps left (the newest checkpoint, the T
 run's throughput and latency, read from its logs. Needs no TensorFlow.
 
     python -m biobert.launch settings finetune TASK | settings pretrain PHASE    shell assignments, for eval
-    python -m biobert.launch usage finetune TASK | usage pretrain PHASE | usage benchmark train|inference
+    python -m biobert.launch usage finetune TASK | pretrain PHASE | benchmark train|inference | inference
     python -m biobert.launch perf train|infer FILE... [--row SUMMARY PRECISION SEQ BATCH]
     python -m biobert.launch latest-checkpoint FOLDER | tfrecord-dir DATA_ROOT LOWER_CASE SEQ MAX_PRED
 """
@@ -33,12 +33,13 @@ def finetuning_settings(task):
     if task not in tasks:
         *others, last = tasks
         raise SystemExit(f"error: unknown task '{task}' (expected {', '.join(others)} or {last})")
-    c = tasks[task]
+    c, inference = tasks[task], configurations()["inference"]
     return dict(TASK_TAG=task.replace("-", "_"), ENTRY_NAME=c["entry_point"], TASK_NAME=c["task_name"],
                 DATA_VAR=FINETUNING_DATA_VARS[c["entry_point"]], DATA_SUBDIR=c["data_dir"].removeprefix("data/"),
                 DEF_BS=c["train_batch_size"], DEF_LR=c["learning_rate"], DEF_CASED=c["cased"],
                 DEF_PRECISION=c["precision"], DEF_SEQ=c["max_seq_length"], DEF_MODEL=c["bert_model"],
-                DEF_EVAL_BS=c["eval_batch_size"], DEF_EPOCHS=c["epochs"])
+                DEF_EVAL_BS=c["eval_batch_size"], DEF_EPOCHS=c["epochs"], INFER_BS=inference["batch_size"],
+                INFER_SEQ=inference["max_seq_length"][task])
 
 
 def pretraining_settings(phase):
@@ -168,6 +169,37 @@ Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR [./results], MAX_EVAL
 PYTHON, DRY_RUN=1 (print commands only)."""
 
 
+def inference_usage(_):
+    tasks, c = configurations()["finetuning"], configurations()["inference"]
+    seq = ", ".join(f"{task} {c['max_seq_length'][task]}" for task in tasks)
+    return f"""Usage: bash biobert/scripts/run_biobert_finetuning_inference.sh [task] [init_checkpoint]
+         [bert_model] [cased] [precision] [use_xla] [batch_size]
+
+Runs --do_eval and --do_predict of run_ner.py / run_re.py with a fine-tuned checkpoint and
+reports F1, precision and recall (conlleval for NER, biobert/re_eval.py for ChemProt).
+
+Positional arguments [defaults]:
+  1 task              {" | ".join(tasks)} [{next(iter(tasks))}]
+  2 init_checkpoint   fine-tuned checkpoint or Hugging Face folder
+                      [<results>/biobert_tf_<uncased|cased>_<bert_model>/model.ckpt-4340]
+  3 bert_model        base | large [base]
+  4 cased             true | false [false]
+  5 precision         fp16 -> --amp, anything else -> --noamp [fp16]
+  6 use_xla           {GPU_ARGS['use_xla']}
+  7 batch_size        eval and predict batch size [{c['batch_size']}]
+Sequence length: {seq} (SEQ_LENGTH overrides).
+
+Environment: DATA_ROOT, BERT_DIR, VOCAB_FILE, BERT_CONFIG, BC5CDR_DATA, CHEMPROT_DATA,
+CHEMPROT_CORPUS, RESULTS_DIR, OUTPUT_DIR, PYTHON, DRY_RUN=1 (print commands only).
+Output: <results>/tf_bert_biobert_<task>_inference_<bert_model>_<precision>_<yymmddHHMMSS>.
+
+Your own text: PREDICT_FILE=FILE (plain text, one document a line, or JSON lines with "text" and an
+optional "id"; for rel_chemprot JSON lines with the "chemical" and "gene" character spans, or the
+@CHEMICAL$/@GENE$ masked form) and init_checkpoint = a fine-tuned output folder: runs
+--do_predict --predict_file instead and writes <output>/predictions.jsonl. The folder's own
+vocabulary, config and casing are used (bert_model and cased are then not needed)."""
+
+
 def benchmark_usage(mode):
     tasks = " | ".join(configurations()["finetuning"])
     if mode == "train":
@@ -282,9 +314,9 @@ def main(argv):
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("settings", "usage"):
         sub = commands.add_parser(name)
-        sub.add_argument("kind", choices=("finetune", "pretrain", "benchmark") if name == "usage" else
+        sub.add_argument("kind", choices=("finetune", "pretrain", "benchmark", "inference") if name == "usage" else
                          ("finetune", "pretrain"))
-        sub.add_argument("which")
+        sub.add_argument("which", nargs="?" if name == "usage" else None)
     commands.add_parser("latest-checkpoint").add_argument("folder")
     tfrecords = commands.add_parser("tfrecord-dir")
     for name in ("data_root", "lower_case", "seq", "max_pred"):
@@ -306,8 +338,8 @@ def main(argv):
     elif args.command == "tfrecord-dir":
         print(tfrecord_dir(args.data_root, args.lower_case, args.seq, args.max_pred))
     elif args.command == "usage":
-        print({"finetune": finetuning_usage, "pretrain": pretraining_usage,
-               "benchmark": benchmark_usage}[args.kind](args.which))
+        print({"finetune": finetuning_usage, "pretrain": pretraining_usage, "benchmark": benchmark_usage,
+               "inference": inference_usage}[args.kind](args.which))
     else:
         throughput, latency = read_performance(args.mode, args.files)
         print("\n".join(performance_lines(throughput, latency)))

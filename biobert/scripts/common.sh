@@ -215,7 +215,7 @@ bb_mkdir() {
 # bb_task_settings TASK: the facts and defaults of ner_bc5cdr-chem | ner_bc5cdr-disease | rel_chemprot
 # (configurations.yml): TASK_TAG, ENTRY (python file), TASK_NAME, DATASET_DIR ($BC5CDR_DATA or $CHEMPROT_DATA
 # when set) and the positional arguments' defaults DEF_BS, DEF_LR, DEF_CASED, DEF_PRECISION, DEF_SEQ, DEF_MODEL,
-# DEF_EVAL_BS, DEF_EPOCHS.
+# DEF_EVAL_BS, DEF_EPOCHS; INFER_BS and INFER_SEQ, those of run_biobert_finetuning_inference.sh.
 bb_task_settings() {
     local settings
     settings="$(bb_py settings finetune "$1")" || exit 1
