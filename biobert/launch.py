@@ -1,12 +1,10 @@
 """What the one-click scripts (biobert/scripts/*.sh, through common.sh's bb_py) ask of Python: their per-task
 and per-phase defaults, read from configurations.yml, where they are written down once; their -h texts, built
-from the same values; the files earlier steps left (the newest checkpoint, the TFRecord folder); and a benchmark
-run's throughput and latency, read from its logs. Needs no TensorFlow.
+from the same values; and a benchmark run's throughput and latency, read from its logs. Needs no TensorFlow.
 
     python -m biobert.launch settings finetune TASK | settings pretrain PHASE    shell assignments, for eval
     python -m biobert.launch usage finetune TASK | pretrain PHASE | benchmark train|inference | inference
     python -m biobert.launch perf train|infer FILE... [--row SUMMARY PRECISION SEQ BATCH]
-    python -m biobert.launch latest-checkpoint FOLDER | tfrecord-dir DATA_ROOT LOWER_CASE SEQ MAX_PRED
 """
 import argparse
 import json
@@ -52,44 +50,6 @@ def pretraining_settings(phase):
                 PT_LR=c["learning_rate"], PT_CASED=c["cased"], PT_PRECISION=c["precision"],
                 PT_WARM=c["warmup_steps"], PT_STEPS=c["train_steps"],
                 PT_ACC=c["num_accumulation_steps"], PT_SAVE=c["save_checkpoint_steps"], PT_EVAL=c["eval_batch_size"])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Files of earlier steps
-
-def latest_checkpoint(folder):
-    """The newest checkpoint prefix in ``folder``: its ``checkpoint`` index file's model_checkpoint_path (relative
-    to the folder unless absolute), else the highest-numbered ``*-N.index``; None when there is none."""
-    index = os.path.join(folder, "checkpoint")
-    if os.path.isfile(index):
-        with open(index, errors="replace") as handle:
-            for line in handle:
-                match = re.fullmatch(r'model_checkpoint_path: *"(.*)"', line.rstrip("\n"))
-                if match and match.group(1):
-                    return os.path.join(folder, match.group(1))
-    numbered = [(int(m.group(1)), name[:-len(".index")]) for name in sorted(os.listdir(folder))
-                if (m := re.search(r"-([0-9]+)\.index$", name))] if os.path.isdir(folder) else []
-    return os.path.join(folder, max(numbered)[1]) if numbered else None
-
-
-def tfrecord_dir(data_root, lower_case, seq, max_pred):
-    """The pubmed_baseline folder of the TFRecords data/create_biobert_datasets_from_start.sh made under
-    ``data_root``/tfrecord for these settings. Its name holds the number of training shards: NUM_SHARDS (or
-    N_TRAINING_SHARDS), else that of the one such folder there (the data script derives it from the corpus
-    size), else the original's 1472."""
-    stem = (f"lower_case_{lower_case}_seq_len_{seq}_max_pred_{max_pred}_masked_lm_prob_0.15_random_seed_12345_"
-            "dupe_factor_5_shard_")
-    shards = os.environ.get("NUM_SHARDS") or os.environ.get("N_TRAINING_SHARDS")
-    if not shards:
-        root = os.path.join(data_root, "tfrecord")
-        found = sorted(name for name in (os.listdir(root) if os.path.isdir(root) else [])
-                       if name.startswith(stem) and name.endswith("_test_split_10")
-                       and os.path.isdir(os.path.join(root, name)))
-        if len(found) > 1:
-            raise SystemExit(f"error: several TFRecord folders match {root}/{stem}*: set NUM_SHARDS to the number "
-                             "of training shards")
-        shards = found[0][len(stem):-len("_test_split_10")] if found else "1472"
-    return f"{data_root}/tfrecord/{stem}{shards}_test_split_10/pubmed_baseline"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -317,10 +277,6 @@ def main(argv):
         sub.add_argument("kind", choices=("finetune", "pretrain", "benchmark", "inference") if name == "usage" else
                          ("finetune", "pretrain"))
         sub.add_argument("which", nargs="?" if name == "usage" else None)
-    commands.add_parser("latest-checkpoint").add_argument("folder")
-    tfrecords = commands.add_parser("tfrecord-dir")
-    for name in ("data_root", "lower_case", "seq", "max_pred"):
-        tfrecords.add_argument(name)
     perf = commands.add_parser("perf")
     perf.add_argument("mode", choices=("train", "infer"))
     perf.add_argument("files", nargs="*")
@@ -330,13 +286,6 @@ def main(argv):
     if args.command == "settings":
         values = (finetuning_settings if args.kind == "finetune" else pretraining_settings)(args.which)
         print("\n".join(f"{key}={shlex.quote(value)}" for key, value in values.items()))
-    elif args.command == "latest-checkpoint":
-        found = latest_checkpoint(args.folder)
-        if found is None:
-            return 1
-        print(found)
-    elif args.command == "tfrecord-dir":
-        print(tfrecord_dir(args.data_root, args.lower_case, args.seq, args.max_pred))
     elif args.command == "usage":
         print({"finetune": finetuning_usage, "pretrain": pretraining_usage, "benchmark": benchmark_usage,
                "inference": inference_usage}[args.kind](args.which))

@@ -251,16 +251,51 @@ bb_evaluate() {
     cat "$f"
 }
 
-# bb_latest_checkpoint DIR: print the newest checkpoint prefix in DIR; return 1 when there is none.
+# bb_latest_checkpoint and bb_tfrecord_dir stay in bash: run_biobert.sub runs them on the Slurm host, outside
+# the container, where only bash can be counted on.
+
+# bb_latest_checkpoint DIR: print the newest checkpoint prefix in DIR (from its `checkpoint`
+# index file, else the highest-numbered *-N.index); return 1 when there is none.
 bb_latest_checkpoint() {
-    bb_py latest-checkpoint "$1"
+    local dir="$1" name best="" best_n=-1 f n
+    if [ -f "$dir/checkpoint" ]; then
+        name="$(sed -n 's/^model_checkpoint_path: *"\(.*\)"$/\1/p' "$dir/checkpoint" | head -n 1)"
+        if [ -n "$name" ]; then
+            case "$name" in /*) echo "$name" ;; *) echo "$dir/$name" ;; esac
+            return 0
+        fi
+    fi
+    for f in "$dir"/*.index; do
+        [ -e "$f" ] || continue
+        n="${f%.index}"; n="${n##*-}"
+        if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt "$best_n" ]; then
+            best_n="$n"; best="${f%.index}"
+        fi
+    done
+    [ -n "$best" ] || return 1
+    echo "$best"
 }
 
 # bb_tfrecord_dir LOWER(0|1) SEQ MAX_PRED: print the pubmed_baseline folder of the TFRecords
-# data/create_biobert_datasets_from_start.sh made under $DATA_ROOT/tfrecord for these settings (its shard count:
-# NUM_SHARDS or N_TRAINING_SHARDS, else the one such folder there, else the original's 1472).
+# data/create_biobert_datasets_from_start.sh made under $DATA_ROOT/tfrecord for these settings. The folder
+# name holds the number of training shards: NUM_SHARDS (or N_TRAINING_SHARDS) when set, else the one
+# such folder there is (the data script derives the count from the corpus size), else the original's 1472.
 bb_tfrecord_dir() {
-    bb_py tfrecord-dir "$DATA_ROOT" "$@"
+    local stem="$DATA_ROOT/tfrecord/lower_case_$1_seq_len_$2_max_pred_$3_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_"
+    local shards="${NUM_SHARDS:-${N_TRAINING_SHARDS:-}}" found=() d
+    if [ -z "$shards" ]; then
+        for d in "$stem"*_test_split_10; do
+            [ -d "$d" ] && found+=("$d")
+        done
+        if [ "${#found[@]}" -eq 1 ]; then
+            echo "${found[0]}/pubmed_baseline"
+            return 0
+        elif [ "${#found[@]}" -gt 1 ]; then
+            bb_die "several TFRecord folders match ${stem}*: set NUM_SHARDS to the number of training shards"
+        fi
+        shards=1472
+    fi
+    echo "${stem}${shards}_test_split_10/pubmed_baseline"
 }
 
 # bb_collect_perf MODE(train|infer) FILE...: print a run's "Throughput Average (sentences/sec) = X" and
