@@ -26,3 +26,9 @@ FINETUNING = {
     "allreduce_post_accumulation": True,
     "init_loss_scale": 2.0 ** 15,
 }
+
+# Pre-training has no flag for this: its Adam (--optimizer_type=adam) is NVIDIA's AdamWeightDecayOptimizer,
+# without bias correction (LAMB always corrects).
+PRETRAINING = {
+    "adam_bias_correction": False,
+}

@@ -52,7 +52,10 @@ def test_train_config_defaults_are_the_flags_defaults(flag_defaults):
     assert compared == set(defaults.TRAINING)
 
 
-def test_fine_tuning_sets_what_it_has_no_flag_for(flag_defaults):
-    for script in ("run_ner.py", "run_re.py"):
-        assert not set(defaults.FINETUNING) & set(flag_defaults[script])
-    assert set(defaults.FINETUNING) <= {f.name for f in dataclasses.fields(training.TrainConfig)}
+def test_each_job_sets_what_it_has_no_flag_for(flag_defaults):
+    fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
+    for job, scripts in ((defaults.FINETUNING, ("run_ner.py", "run_re.py")),
+                         (defaults.PRETRAINING, ("run_pretraining.py",))):
+        assert set(job) <= fields
+        for script in scripts:
+            assert not set(job) & set(flag_defaults[script]), script
