@@ -200,7 +200,8 @@ def run(main):
                              short_name=short_name, allow_override=True, allow_hide_cpp=True)
 
         def parse(self, arg):
-            if self._parse(arg):
+            super().parse(arg)
+            if self.value:
                 sys.stdout.write(help_text(flags.FLAGS))
                 sys.stdout.flush()
                 sys.exit(0)
