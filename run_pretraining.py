@@ -12,6 +12,7 @@ from absl import flags
 
 from biobert import checkpoints, pretraining
 from biobert import flags as biobert_flags
+from biobert.defaults import TRAINING
 from biobert.errors import InputError
 
 biobert_flags.define_common()
@@ -32,13 +33,16 @@ flags.DEFINE_float("poly_power", None, "Power of the polynomial decay after warm
 flags.DEFINE_integer("num_train_steps", 100000, "Number of optimizer steps (each of num_accumulation_steps "
                      "micro-batches).")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warm-up steps.")
-flags.DEFINE_integer("display_loss_steps", 1, "How often to print the loss and throughput.")
+flags.DEFINE_integer("display_loss_steps", TRAINING["display_loss_steps"],
+                     "How often to print the loss and throughput.")
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval batches.")
-flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated before each optimizer step.")
-flags.DEFINE_bool("allreduce_post_accumulation", False, "All-reduce gradients once after accumulation (True) or "
+flags.DEFINE_integer("num_accumulation_steps", TRAINING["num_accumulation_steps"],
+                     "Micro-batches accumulated before each optimizer step.")
+flags.DEFINE_bool("allreduce_post_accumulation", TRAINING["allreduce_post_accumulation"],
+                  "All-reduce gradients once after accumulation (True) or "
                   "after every micro-batch (False).")
 flags.DEFINE_bool("report_loss", True, "Log the loss every display_loss_steps (always on in this port).")
-flags.DEFINE_float("init_loss_scale", 2 ** 32, "Initial dynamic loss scale (float16 on GPUs only).")
+flags.DEFINE_float("init_loss_scale", TRAINING["init_loss_scale"], "Initial dynamic loss scale (float16 on GPUs only).")
 flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags too
 FLAGS = flags.FLAGS
 

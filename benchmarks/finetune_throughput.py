@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from biobert import distribution, modeling, training  # noqa: E402
+from biobert import defaults, distribution, modeling, training  # noqa: E402
 from biobert.config import BertConfig  # noqa: E402
 from biobert.dllogger import RunLog  # noqa: E402
 
@@ -72,7 +72,7 @@ def main():
     log = Silent()
     cfg = training.TrainConfig(output_dir="/tmp/finetune_throughput_unused", learning_rate=1e-5,
                                num_train_steps=warmup + args.steps, display_loss_steps=args.window,
-                               save_checkpoints_steps=0, use_xla=args.xla)
+                               save_checkpoints_steps=0, use_xla=args.xla, **defaults.FINETUNING)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 7, per_token=True), loss_fn, cfg, log)
     trainer.save = lambda: None                       # nothing to keep
     batches = training.training_batches(feats, args.batch, args.seq, seed=1)

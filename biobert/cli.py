@@ -11,6 +11,8 @@ import re
 import sys
 import tempfile
 
+from biobert.flags import main_guard  # noqa: F401  (entry points wrap their main in cli.main_guard)
+
 VERBOSE = os.environ.get("BIOBERT_VERBOSE", "").strip().lower() in ("1", "true", "yes")
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,43 +65,12 @@ def import_tensorflow_quietly():
 import_tensorflow_quietly()
 
 
-def _print_error(message):
-    print(f"error: {message}", file=sys.stderr, flush=True)
-
-
 def run(main):
     """``absl.app.run(main)``: a bad flag value is one ``error:`` line (exit 1), ``--help`` exits 0."""
     from biobert.flags import run as run_main
 
     run_main(main)
 
-
-def main_guard(fn):
-    """Wrap an absl ``main(argv)``: the flags are checked first (biobert.flags.check), then InputError ->
-    ``error: ...`` on stderr and exit 1; Ctrl-C -> exit 130; a preempted run (SIGTERM/SIGUSR1, checkpoint
-    saved) -> ``preempted: ...`` and exit 75 (errors.PREEMPTED_EXIT_STATUS)."""
-    from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted
-
-    def wrapped(argv):
-        try:
-            from absl import flags
-
-            from biobert import flags as biobert_flags
-
-            biobert_flags.check(flags.FLAGS)
-            return fn(argv)
-        except InputError as err:
-            _print_error(err)
-            sys.exit(1)
-        except Preempted as err:
-            print(f"preempted: {err}", file=sys.stderr, flush=True)
-            sys.exit(PREEMPTED_EXIT_STATUS)
-        except KeyboardInterrupt:
-            print("interrupted: the last checkpoint in output_dir is intact; run the same command to resume",
-                  file=sys.stderr, flush=True)
-            sys.exit(130)
-
-    return wrapped
 
 
 def dllog_path(FLAGS):

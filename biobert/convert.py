@@ -1,33 +1,22 @@
-r"""Convert a checkpoint of this project (or a Google/BioBERT TF1 one) to a Hugging Face BERT folder.
+"""Our checkpoints (or Google's/BioBERT's TF1 ones) as Hugging Face BERT folders: ``model.safetensors`` (the
+encoder as ``bert.*`` in Hugging Face's [out, in] Linear layout, the pre-training heads as ``cls.*``, a fine-tuned
+classifier as ``classifier.*``), ``config.json``, ``vocab.txt`` and the run's ``label_map.json``.
 
-    python biobert/convert.py --checkpoint=OUT --output_dir=HF_DIR [--bert_config_file=...] [--vocab_file=...]
-
---checkpoint is a checkpoint prefix (``OUT/model.ckpt-1536``) or a folder with a ``checkpoint`` file (a
-run_ner.py / run_re.py / run_pretraining.py output_dir: its latest). HF_DIR receives ``model.safetensors`` (the
-encoder as ``bert.*``, Linear weights in Hugging Face's [out, in] layout; the pre-training heads as ``cls.*``; a
-fine-tuned classifier's ``output_weights`` / ``output_bias`` as ``classifier.weight`` / ``classifier.bias``),
-``config.json`` and ``vocab.txt`` (and ``label_map.json`` when the run wrote one). The config and vocabulary
-default to the files beside the checkpoint (``bert_config.json``, ``vocab.txt``). Hugging Face transformers
-(``BertForSequenceClassification.from_pretrained(HF_DIR)``) and this project's ``--init_checkpoint=HF_DIR``
-both load the folder; the other direction needs no converter: ``--init_checkpoint`` reads a Hugging Face folder.
+The command is the entry point convert.py at the repository root; ``python biobert/convert.py ...`` runs it.
 """
 import json
 import os
 import shutil
 import sys
 
-if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":    # run as a file: this folder is no place to import the package from
+    os.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "convert.py"), *sys.argv[1:]])
 
-from absl import app, flags  # noqa: E402
-
-from biobert import cli  # noqa: E402
 from biobert.checkpoints import TensorSource, hf_to_google_name, resolve_tf_checkpoint  # noqa: E402
 from biobert.config import BertConfig  # noqa: E402
 from biobert.errors import InputError  # noqa: E402
 from biobert.fileio import atomic_write_text  # noqa: E402
-
-FLAGS = flags.FLAGS
 
 _LAYER_PARTS = ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
                 "intermediate.dense", "output.dense", "attention.output.LayerNorm", "output.LayerNorm"]
@@ -97,27 +86,3 @@ def convert(checkpoint, output_dir, bert_config_file=None, vocab_file=None, log=
             os.replace(os.path.join(output_dir, dst + ".tmp"), os.path.join(output_dir, dst))
     log(f"{output_dir}: model.safetensors ({len(state)} tensors from {prefix}), config.json, vocab.txt")
     return state
-
-
-def define_flags():
-    """The command line's flags; defined only when run as a program, so importers' flags stay their own."""
-    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (OUT/model.ckpt-N) or a folder with a 'checkpoint' "
-                                            "file (its latest).")
-    flags.DEFINE_string("output_dir", None, "The Hugging Face folder to write.")
-    flags.DEFINE_string("bert_config_file", None, "The model's bert_config.json [bert_config.json beside the "
-                                                  "checkpoint].")
-    flags.DEFINE_string("vocab_file", None, "The vocabulary [vocab.txt beside the checkpoint].")
-
-
-@cli.main_guard
-def main(argv):
-    del argv
-    if not FLAGS.checkpoint or not FLAGS.output_dir:
-        raise InputError("--checkpoint and --output_dir are required")
-    convert(FLAGS.checkpoint, FLAGS.output_dir, FLAGS.bert_config_file, FLAGS.vocab_file)
-    return 0
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)

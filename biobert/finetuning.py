@@ -12,7 +12,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import checkpoints, conlleval, modeling, ner, rawtext, re_eval, relation, training
+from biobert import checkpoints, conlleval, defaults, modeling, ner, rawtext, re_eval, relation, training
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
 from biobert.progress import Progress
@@ -380,7 +380,7 @@ def run(task, FLAGS):
         max_nonfinite_steps=FLAGS.max_nonfinite_steps,
         num_accumulation_steps=FLAGS.num_accumulation_steps * accumulate_parts,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.iterations_per_loop),
-        use_xla=FLAGS.use_xla)
+        use_xla=FLAGS.use_xla, **defaults.FINETUNING)
     trainer = training.Trainer(
         runtime, lambda: modeling.BertClassifier(bert_config, task.num_labels, per_token=task.per_token),
         task.loss_fn, train_config, log)

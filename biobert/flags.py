@@ -1,10 +1,11 @@
 """absl flags shared by the entry points (the original recipe's names and defaults), and ``check``: every flag
-value and combination a user can get wrong, tested before any work starts (cli.main_guard calls it)."""
+value and combination a user can get wrong, tested before any work starts (main_guard calls it)."""
 import os
 import sys
 
 from absl import flags
 
+from biobert.defaults import TRAINING
 from biobert.errors import InputError
 
 # --bert_model presets: BertConfig values (vocab_size comes from the vocabulary).
@@ -28,7 +29,8 @@ def define_common(dllog_path=None):
     flags.DEFINE_string("dllog_path", dllog_path, "Filename of the dllogger-style JSON-lines run log [default: "
                         "<output_dir>/bert_dllog.json; the original wrote /results/bert_dllog.json]. Each run "
                         "appends to it, starting with a PARAMETER line (the command and the flag values).")
-    flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save the model checkpoint (the latest is kept).")
+    flags.DEFINE_integer("save_checkpoints_steps", TRAINING["save_checkpoints_steps"],
+                         "How often to save the model checkpoint (the latest is kept).")
     flags.DEFINE_bool("horovod", False, "Accepted for compatibility with the original launch (mpirun ... --horovod). "
                       "Horovod does not build against TensorFlow 2.21; the same multi-process launch runs on "
                       "tf.distribute (MultiWorkerMirroredStrategy).")
@@ -36,10 +38,12 @@ def define_common(dllog_path=None):
                       "arithmetic (AVX512_BF16, AMX, Arm BF16), bfloat16 matrix products in an otherwise float32 "
                       "model; other CPUs run float32, where bfloat16 would be emulated and slower "
                       "(BIOBERT_CPU_BF16=1/0 overrides).")
-    flags.DEFINE_bool("use_xla", True, "Compile the training and inference steps with XLA (jit_compile).")
+    flags.DEFINE_bool("use_xla", TRAINING["use_xla"],
+                      "Compile the training and inference steps with XLA (jit_compile).")
     flags.DEFINE_bool("do_prepare", False, "Accepted and ignored (the original scripts pass it).")
     flags.DEFINE_integer("seed", 12345, "Random seed for initialisation, dropout and data order.")
-    flags.DEFINE_integer("max_nonfinite_steps", 200, "Stop the run when this many optimizer steps in a row have "
+    flags.DEFINE_integer("max_nonfinite_steps", TRAINING["max_nonfinite_steps"],
+                         "Stop the run when this many optimizer steps in a row have "
                          "non-finite gradients (each such step is skipped on every replica and, under float16, "
                          "halves the loss scale).")
 
@@ -88,12 +92,14 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                        "for. E.g., 0.1 = 10% of training.")
     flags.DEFINE_integer("iterations_per_loop", 100, "How many training steps between progress lines in the log "
                          "(in the original: steps per TPU loop).")
-    flags.DEFINE_integer("num_accumulation_steps", 1, "Micro-batches accumulated into one optimizer step.")
-    flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay (not on LayerNorm and bias).")
-    flags.DEFINE_bool("adam_bias_correction", True, "Divide Adam's moments by (1 - beta^t) (textbook Adam, as "
-                      "Hugging Face's AdamW). --noadam_bias_correction is Google's and NVIDIA's "
-                      "AdamWeightDecayOptimizer, which cost 3.7 F1 points on BC5CDR-chem with MiniLM (BENCHMARKS.md, "
-                      "'Adam bias correction'), so correction stays on by default.")
+    flags.DEFINE_integer("num_accumulation_steps", TRAINING["num_accumulation_steps"],
+                         "Micro-batches accumulated into one optimizer step.")
+    flags.DEFINE_float("weight_decay_rate", TRAINING["weight_decay_rate"],
+                       "Decoupled weight decay (not on LayerNorm and bias).")
+    flags.DEFINE_bool("adam_bias_correction", TRAINING["adam_bias_correction"],
+                      "Divide Adam's moments by (1 - beta^t) (textbook Adam, as Hugging Face's AdamW). "
+                      "--noadam_bias_correction is Google's and NVIDIA's AdamWeightDecayOptimizer, less accurate "
+                      "in fine-tuning (BENCHMARKS.md, 'Adam bias correction'), so correction stays on by default.")
     flags.DEFINE_bool("group_by_length", group_by_length, "Sort the shuffled training rows by length within "
                       "windows of 64 batches, so that batches need little padding (a batch then holds rows of "
                       "similar length only). --nogroup_by_length keeps the plain shuffle, as Hugging Face's "
@@ -130,7 +136,7 @@ HELP_GROUPS = (
                        "output_file", "input_folder", "output_folder", "splits", "duplicate_multi_label", "task",
                        "output_path", "answer_path")),
     ("Model, vocabulary and checkpoints", ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint",
-                                           "export_dir", "save_checkpoints_steps")),
+                                           "checkpoint", "export_dir", "save_checkpoints_steps")),
     ("Training", ("train_batch_size", "learning_rate", "num_train_epochs", "num_train_steps", "warmup_proportion",
                   "num_warmup_steps", "optimizer_type", "weight_decay_rate", "num_accumulation_steps",
                   "allreduce_post_accumulation", "group_by_length", "ner_label_scheme", "seed", "init_loss_scale",
@@ -144,31 +150,40 @@ HELP_GROUPS = (
 
 
 def program_flags(FLAGS):
-    """The flags this program defines itself or adopts (key flags of __main__), by name."""
-    import sys as _sys
-
+    """The flags this program defines itself or adopts (key flags of __main__), by name; a flag whose name
+    another definition took over since is left out."""
     names = {}
-    for module in (_sys.argv[0], "__main__"):
+    for module in (sys.argv[0], "__main__"):
         for flag in FLAGS.get_key_flags_for_module(module):
-            names[flag.name] = flag
+            if flag.name in FLAGS and FLAGS[flag.name] is flag:
+                names[flag.name] = flag
     return names
 
 
-def help_text(FLAGS):
-    """The program's docstring, then its flags in HELP_GROUPS order (absl's rendering: help and default)."""
-    import sys as _sys
+def describe_flag(flag, indent="  "):
+    """One flag as absl's --helpfull shows it: ``--name: help`` (``--[no]name`` for a boolean), then its default
+    and, for a number or a choice, the values it takes, wrapped to the help width."""
+    name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+    if flag.short_name:
+        name = f"-{flag.short_name},{name}"
+    text = flags.text_wrap(f"{name}: {flag.help or ''}", indent=indent + "  ", firstline_indent=indent)
+    for note in (f"default: {flag.default_as_str}" if flag.default_as_str else None,
+                 flag.parser.syntactic_help):
+        if note:
+            text += "\n" + flags.text_wrap(f"({note})", indent=indent + "  ")
+    return text
 
-    doc = (_sys.modules["__main__"].__doc__ or f"USAGE: {_sys.argv[0]} [flags]").rstrip("\n") + "\n"
+
+def help_text(FLAGS):
+    """The program's docstring, then its flags in HELP_GROUPS order (each group sorted by name)."""
+    doc = (sys.modules["__main__"].__doc__ or f"USAGE: {sys.argv[0]} [flags]").rstrip("\n") + "\n"
     own = program_flags(FLAGS)
     lines, shown = [doc, "flags:"], set()
-    groups = list(HELP_GROUPS) + [("Other", tuple(sorted(own)))]
-    for title, names in groups:
-        members = [own[n] for n in names if n in own and n not in shown]
-        if not members:
-            continue
-        shown.update(f.name for f in members)
-        lines += ["", f"{title}:"]
-        FLAGS._render_flag_list(members, lines, prefix="  ")   # absl's own format (help, default, type)
+    for title, names in list(HELP_GROUPS) + [("Other", tuple(own))]:
+        members = sorted(n for n in names if n in own and n not in shown)
+        if members:
+            shown.update(members)
+            lines += ["", f"{title}:"] + [describe_flag(own[n]) for n in members]
     lines += ["", "Try --helpfull to get a list of all flags (absl's and TensorFlow's too)."]
     return "\n".join(lines) + "\n"
 
@@ -185,7 +200,8 @@ def run(main):
                              short_name=short_name, allow_override=True, allow_hide_cpp=True)
 
         def parse(self, arg):
-            if self._parse(arg):
+            super().parse(arg)
+            if self.value:
                 sys.stdout.write(help_text(flags.FLAGS))
                 sys.stdout.flush()
                 sys.exit(0)
@@ -194,6 +210,30 @@ def run(main):
     flags.DEFINE_flag(GroupedHelp("help", "?"), module_name="absl.app")
     flags.DEFINE_flag(GroupedHelp("helpshort"), module_name="absl.app")
     app.run(main, flags_parser=parse_flags)
+
+
+def main_guard(fn):
+    """Wrap an absl ``main(argv)``: the flags are checked first (``check``), then InputError -> ``error: ...`` on
+    stderr and exit 1; Ctrl-C -> exit 130; a preempted run (SIGTERM/SIGUSR1, checkpoint saved) -> ``preempted:
+    ...`` and exit 75 (errors.PREEMPTED_EXIT_STATUS)."""
+    from biobert.errors import PREEMPTED_EXIT_STATUS, Preempted
+
+    def wrapped(argv):
+        try:
+            check(flags.FLAGS)
+            return fn(argv)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        except Preempted as err:
+            print(f"preempted: {err}", file=sys.stderr, flush=True)
+            sys.exit(PREEMPTED_EXIT_STATUS)
+        except KeyboardInterrupt:
+            print("interrupted: the last checkpoint in output_dir is intact; run the same command to resume",
+                  file=sys.stderr, flush=True)
+            sys.exit(130)
+
+    return wrapped
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -271,8 +311,8 @@ def check(FLAGS):
 
 
 def vocabulary_is_cased(vocab_file):
-    """True when more than 1% of the vocabulary's word pieces hold a capital letter (Google's cased vocabulary:
-    29 %; the uncased one: 2 of 30522)."""
+    """True when more than 1% of the vocabulary's word pieces hold a capital letter: a threshold far from both
+    a cased vocabulary (capitals in a good share of its pieces) and an uncased one (in next to none)."""
     total = capitals = 0
     with open(vocab_file, encoding="utf-8", errors="replace") as handle:
         for line in handle:

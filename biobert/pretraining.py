@@ -17,7 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import modeling, pretraining_data, training
+from biobert import defaults, modeling, pretraining_data, training
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
 
@@ -92,7 +92,7 @@ def run(FLAGS):
         num_accumulation_steps=FLAGS.num_accumulation_steps,
         allreduce_post_accumulation=FLAGS.allreduce_post_accumulation,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.display_loss_steps),
-        init_loss_scale=FLAGS.init_loss_scale, use_xla=FLAGS.use_xla)
+        init_loss_scale=FLAGS.init_loss_scale, use_xla=FLAGS.use_xla, **defaults.PRETRAINING)
     trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss, train_config,
                                log)
     # Every worker, also with no checkpoint: they check they agree.

@@ -1,20 +1,20 @@
 """ChemProt evaluation: micro precision, recall and F1 over the five CPR classes.
 
-    python -m biobert.re_eval --task=chemprot --output_path=test_results.tsv --answer_path=test.tsv
-
 ``output_path``: one line per answer row, tab-separated class probabilities in
 biobert.relation.LABELS order (run_re.py's test_results.tsv). ``answer_path``: the formatted
 test.tsv (header, then index, sentence, label). The predicted label is the arg-max. ``false`` is
 not a class to score: a true positive is a row predicted with its gold CPR label; predicted
 positives are rows predicted non-false; gold positives are rows whose gold label is non-false.
+
+The command is the entry point re_eval.py at the repository root; ``python biobert/re_eval.py ...``, the
+original recipe's command, runs it.
 """
 import os
 import sys
 
-from absl import flags
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":    # run as a file: this folder is no place to import the package from
+    os.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "re_eval.py"), *sys.argv[1:]])
 
 from biobert.errors import InputError, require_file  # noqa: E402
 from biobert.relation import LABELS, NEGATIVE_LABEL, read_re_tsv  # noqa: E402
@@ -108,34 +108,3 @@ def format_report(result):
         lines.append(f"{label:<8}{100 * c['precision']:>9.2f}%{100 * c['recall']:>9.2f}%"
                      f"{100 * c['f1']:>9.2f}%{c['tp']:>8}{c['predicted']:>8}{c['gold']:>8}")
     return "\n".join(lines)
-
-
-FLAGS = flags.FLAGS
-
-
-def define_flags():
-    """The command line's flags; defined only when run as a program, so importers' flags stay their own."""
-    flags.DEFINE_string("task", "chemprot", "Evaluation task; only 'chemprot' is supported.")
-    flags.DEFINE_string("output_path", None, "Predicted probabilities (run_re.py's test_results.tsv).")
-    flags.DEFINE_string("answer_path", None, "Gold answers: the formatted test.tsv with header.")
-
-
-def main(argv):
-    del argv
-    try:
-        if FLAGS.task.lower() != "chemprot":
-            raise InputError(f"unknown task {FLAGS.task!r} (only 'chemprot' is supported)")
-        if not FLAGS.output_path or not FLAGS.answer_path:
-            raise InputError("--output_path and --answer_path are required")
-        print(format_report(evaluate_files(FLAGS.output_path, FLAGS.answer_path)))
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    from biobert.flags import run
-
-    define_flags()
-    run(main)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from biobert import checkpoints, modeling, optimization
+from biobert.defaults import TRAINING
 from biobert.errors import InputError, Preempted
 
 
@@ -376,24 +377,26 @@ def worker_lost(err, output_dir):
 
 @dataclasses.dataclass
 class TrainConfig:
+    """What the Trainer needs to know about a run. Fields named as flags start from the flags' defaults
+    (biobert.defaults.TRAINING); the job sets the rest."""
     output_dir: str
     learning_rate: float                 # per replica: the run's peak rate is this x the number of replicas
     num_train_steps: int
     num_warmup_steps: int = 0
     optimizer_type: str = "adam"
-    weight_decay_rate: float = 0.01
+    weight_decay_rate: float = TRAINING["weight_decay_rate"]
     clip_norm: float = 1.0
     poly_power: float = 1.0
     decay_from_warmup: bool = False      # True: the decay starts at the peak when warm-up ends (fine-tuning)
-    adam_bias_correction: bool = False   # Google's/NVIDIA's AdamWeightDecayOptimizer: no bias correction
-    num_accumulation_steps: int = 1
-    allreduce_post_accumulation: bool = True
-    save_checkpoints_steps: int = 1000
-    display_loss_steps: int = 1
+    adam_bias_correction: bool = TRAINING["adam_bias_correction"]   # False: Google's AdamWeightDecayOptimizer
+    num_accumulation_steps: int = TRAINING["num_accumulation_steps"]
+    allreduce_post_accumulation: bool = TRAINING["allreduce_post_accumulation"]
+    save_checkpoints_steps: int = TRAINING["save_checkpoints_steps"]
+    display_loss_steps: int = TRAINING["display_loss_steps"]
     progress_seconds: float = 30.0       # a progress line at least this often (and every display_loss_steps)
-    max_nonfinite_steps: int = 200       # this many non-finite steps in a row stop the run
-    init_loss_scale: float = 2.0 ** 15
-    use_xla: bool = False
+    max_nonfinite_steps: int = TRAINING["max_nonfinite_steps"]   # this many non-finite steps in a row stop the run
+    init_loss_scale: float = TRAINING["init_loss_scale"]
+    use_xla: bool = TRAINING["use_xla"]
     keep_checkpoints: int = 2            # the newest ones; a damaged newest one falls back to the one before
 
 

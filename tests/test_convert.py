@@ -1,9 +1,13 @@
-"""biobert/convert.py: our checkpoint -> Hugging Face folder -> loaded back by name, numerically equal."""
+"""biobert/convert.py: our checkpoint -> Hugging Face folder -> loaded back by name, numerically equal; the
+convert.py command."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_config
+from helpers import REPO, tiny_config
 
 from biobert import checkpoints, convert, modeling
 from biobert.errors import InputError
@@ -75,3 +79,24 @@ def test_wrong_config_or_missing_vocabulary_stop_before_writing(tmp_path):
         convert.convert(str(run), str(tmp_path / "hf"), bert_config_file=str(tmp_path / "deeper.json"),
                         vocab_file=str(tmp_path / "deeper.json"))
     assert not (tmp_path / "hf").exists()
+
+
+@pytest.mark.parametrize("script", ["convert.py", "biobert/convert.py"])
+def test_command_writes_the_folder_or_stops_with_one_error_line(tmp_path, script):
+    """The entry point, and `python biobert/convert.py ...` (run from another folder) which runs it."""
+    config = tiny_config()
+    run, weights = saved_run(tmp_path, modeling.build(modeling.BertClassifier(config, 3, per_token=True)), config)
+
+    def command(*args):
+        return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    proc = command(f"--checkpoint={run}", "--output_dir=hf")
+    assert proc.returncode == 0, proc.stderr
+    assert f"hf: model.safetensors (41 tensors from {run / 'model.ckpt-7'})" in proc.stdout
+    back = checkpoints.TensorSource(str(tmp_path / "hf"))
+    np.testing.assert_array_equal(back.get("bert/pooler/dense/kernel"), weights["bert/pooler/dense/kernel"])
+    proc = command(f"--checkpoint={tmp_path / 'missing'}", "--output_dir=hf2")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith(f"error: {tmp_path / 'missing'}: checkpoint not found")
+    assert not (tmp_path / "hf2").exists()

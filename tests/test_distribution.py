@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent('''
         # 1e-3 per replica: the one-device runs get the two-replica runs' rate by hand.
         cfg = training.TrainConfig(output_dir=tempfile.mkdtemp(), learning_rate=1e-3 * devices ** -1 * 2,
                                    num_train_steps=4, clip_norm=clip, display_loss_steps=1, save_checkpoints_steps=0,
-                                   num_accumulation_steps=accum, allreduce_post_accumulation=post)
+                                   num_accumulation_steps=accum, allreduce_post_accumulation=post, use_xla=False)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                    cfg, RunLog(None, enabled=False))
         batches = training.training_batches(feats, 16 // accum, 8, seed=1, sort_window=1, parts=parts)

@@ -14,7 +14,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 BENCHMARKS = (REPO / "BENCHMARKS.md").read_text()
 ABSL_SCRIPTS = ["run_ner.py", "run_re.py", "run_pretraining.py", "create_pretraining_data.py",
-                "data/ChemProtTextFormatting.py", "biobert/re_eval.py", "biobert/convert.py"]
+                "data/ChemProtTextFormatting.py", "re_eval.py", "convert.py"]
+RUNS = {"biobert/re_eval.py": "re_eval.py", "biobert/convert.py": "convert.py"}   # the path runs the entry point
 
 
 def code_blocks(text):
@@ -84,9 +85,7 @@ out = {}
 for path in sys.argv[1:]:
     for name in list(flags.FLAGS):
         delattr(flags.FLAGS, name)
-    namespace = runpy.run_path(path, run_name="docs_check")
-    if not list(flags.FLAGS) and "define_flags" in namespace:   # flags defined only when run as a program
-        namespace["define_flags"]()
+    runpy.run_path(path, run_name="docs_check")
     out[path] = sorted(flags.FLAGS)
 print(json.dumps(out))
 """
@@ -99,6 +98,7 @@ print(json.dumps(out))
 
 def accepted(script, absl_flags):
     """Flag names ``script`` accepts (with absl's --noX and argparse's --no-X forms)."""
+    script = RUNS.get(script, script)
     if script in absl_flags:
         names = absl_flags[script]
         return {"--" + n for n in names} | {"--no" + n for n in names}

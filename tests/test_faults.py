@@ -77,7 +77,7 @@ def make_trainer(tmp_path, steps=4, save=1):
     log = RunLog(str(tmp_path / "dllog.json"), enabled=True, stream=None)
     log.info = lines.append
     cfg = training.TrainConfig(output_dir=str(tmp_path), learning_rate=1e-3, num_train_steps=steps,
-                               save_checkpoints_steps=save, display_loss_steps=1)
+                               save_checkpoints_steps=save, display_loss_steps=1, use_xla=False)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
                                log)
     trainer.lines = lines

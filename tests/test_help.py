@@ -7,7 +7,7 @@ import pytest
 from helpers import REPO
 
 ENTRY_POINTS = ("run_ner.py", "run_re.py", "run_pretraining.py", "create_pretraining_data.py",
-                "data/ChemProtTextFormatting.py", "biobert/re_eval.py")
+                "data/ChemProtTextFormatting.py", "re_eval.py", "convert.py")
 FLAG_LINE = re.compile(r"^  --(?:\[no\])?([A-Za-z0-9_]+)")
 
 
@@ -64,3 +64,12 @@ def test_help_shows_defaults_in_groups(helps):
     _, text, _ = helps[("run_re.py", "--help")]
     block = text[text.index("--[no]do_lower_case"):]
     assert "(default: 'true')" in block[:block.index("\n  --")]
+
+
+@pytest.mark.parametrize("name", ["re_eval.py", "convert.py"])
+def test_the_package_path_runs_the_entry_point(helps, name):
+    """`python biobert/re_eval.py` (the original recipe's command) and `python biobert/convert.py` are the entry
+    points at the root: the same --help."""
+    proc = subprocess.run([sys.executable, f"biobert/{name}", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert (proc.returncode, proc.stdout) == helps[(name, "--help")][:2]

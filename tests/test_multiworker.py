@@ -38,7 +38,7 @@ WORKER = textwrap.dedent('''
     feats, loss_fn, config = token_task()
     keras.utils.set_random_seed(3)
     cfg = training.TrainConfig(output_dir=tempfile.mkdtemp(), learning_rate=float(sys.argv[3]), num_train_steps=4,
-                               clip_norm=0.05, display_loss_steps=1, save_checkpoints_steps=0)
+                               clip_norm=0.05, display_loss_steps=1, save_checkpoints_steps=0, use_xla=False)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                cfg, RunLog(None, enabled=False))
     trainer.fit(training.training_batches(feats, 16, 8, seed=1))

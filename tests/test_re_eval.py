@@ -1,8 +1,10 @@
-"""biobert/re_eval.py: micro P/R/F1 over CPR classes (false excluded), file checks, CLI."""
+"""biobert/re_eval.py: micro P/R/F1 over CPR classes (false excluded), file checks; the re_eval.py command."""
+import os
 import subprocess
 import sys
 
 import pytest
+from helpers import REPO
 
 from biobert import re_eval
 from biobert.errors import InputError
@@ -56,11 +58,20 @@ def test_evaluate_files_uses_argmax(tmp_path):
     assert re_eval.evaluate_files(output, answer)["f1"] == pytest.approx(4 / 9)
 
 
-def test_cli_prints_report(tmp_path):
+def run(*args):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", [["re_eval.py"], ["biobert/re_eval.py"], ["-m", "biobert.re_eval"]],
+                         ids=["entry point", "the original's path", "module"])
+def test_cli_prints_report(tmp_path, command):
+    """The entry point, and the original recipe's `python biobert/re_eval.py ...` from any folder."""
     output, answer = _files(tmp_path, GOLD, PRED)
-    proc = subprocess.run([sys.executable, "-m", "biobert.re_eval", "--task=chemprot",
-                           f"--output_path={output}", f"--answer_path={answer}"],
-                          capture_output=True, text=True, timeout=60)
+    if command[0] != "-m":
+        command = [os.path.join(REPO, command[0])]
+    proc = subprocess.run([sys.executable, *command, "--task=chemprot", f"--output_path={output}",
+                           f"--answer_path={answer}"], capture_output=True, text=True, timeout=60,
+                          cwd=REPO if command[0] == "-m" else tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[:3] == ["f1 score : 44.44%", "precision : 50.00%", "recall : 40.00%"]
@@ -76,8 +87,7 @@ def test_mismatched_row_counts(tmp_path):
     output, answer = _files(tmp_path, GOLD[:-1], PRED)
     with pytest.raises(InputError, match=f"prediction at {output}:7 has no answer row"):
         re_eval.evaluate_files(output, answer)
-    proc = subprocess.run([sys.executable, "-m", "biobert.re_eval", f"--output_path={output}",
-                           f"--answer_path={answer}"], capture_output=True, text=True, timeout=60)
+    proc = run(os.path.join(REPO, "re_eval.py"), f"--output_path={output}", f"--answer_path={answer}")
     assert proc.returncode == 1 and proc.stderr.startswith("error: ")
     assert "7 prediction rows for 6 answer rows" in proc.stderr
 
@@ -97,7 +107,8 @@ def test_bad_probability_line_names_file_and_line(tmp_path, bad, message):
 
 def test_unknown_task_exits_1(tmp_path):
     output, answer = _files(tmp_path, GOLD, PRED)
-    proc = subprocess.run([sys.executable, "-m", "biobert.re_eval", "--task=ddi",
-                           f"--output_path={output}", f"--answer_path={answer}"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "unknown task 'ddi'" in proc.stderr
+    proc = run(os.path.join(REPO, "biobert", "re_eval.py"), "--task=ddi", f"--output_path={output}",
+               f"--answer_path={answer}")
+    assert proc.returncode == 1 and proc.stderr == "error: unknown task 'ddi' (only 'chemprot' is supported)\n"
+    proc = run(os.path.join(REPO, "re_eval.py"), f"--output_path={output}")
+    assert proc.returncode == 1 and proc.stderr == "error: --output_path and --answer_path are required\n"

@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent('''
         keras.utils.set_random_seed(3)
         cfg = training.TrainConfig(output_dir=tempfile.mkdtemp(), learning_rate=1e-3, num_train_steps=steps,
                                    clip_norm=1.0, display_loss_steps=1, save_checkpoints_steps=0,
-                                   init_loss_scale=1024.0)
+                                   init_loss_scale=1024.0, use_xla=False)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                    cfg, RunLog(None, enabled=False))
         trainer.fit(iter(batches))
@@ -120,7 +120,8 @@ def test_non_finite_steps_in_a_row_stop_the_run(tmp_path):
                                    description="one")
     keras.utils.set_random_seed(3)
     cfg = training.TrainConfig(output_dir=str(tmp_path), learning_rate=1e-3, num_train_steps=10,
-                               display_loss_steps=1, save_checkpoints_steps=0, max_nonfinite_steps=3)
+                               display_loss_steps=1, save_checkpoints_steps=0, max_nonfinite_steps=3,
+                               use_xla=False)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True),
                                lambda batch, logits: base_loss(batch, logits) * np.float32(np.nan), cfg,
                                RunLog(None, enabled=False))
@@ -297,7 +298,7 @@ def test_resume_with_another_replica_count_is_refused(tmp_path):
     def trainer():
         keras.utils.set_random_seed(3)
         cfg = training.TrainConfig(output_dir=str(tmp_path), learning_rate=1e-3, num_train_steps=2,
-                                   save_checkpoints_steps=0)
+                                   save_checkpoints_steps=0, use_xla=False)
         return training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
                                 RunLog(None, enabled=False))
 
@@ -324,7 +325,7 @@ RESUMING_WORKER = textwrap.dedent('''
     feats, loss_fn, config = token_task()
     keras.utils.set_random_seed(3)
     cfg = training.TrainConfig(output_dir=sys.argv[2], learning_rate=1e-3, num_train_steps=int(sys.argv[3]),
-                               save_checkpoints_steps=int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+                               save_checkpoints_steps=int(sys.argv[4]) if len(sys.argv) > 4 else 0, use_xla=False)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
                                RunLog(None, enabled=False))
     try:

@@ -682,6 +682,24 @@ def test_docker_scripts(sb):
     assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
 
 
+def test_the_scripts_take_their_defaults_from_configurations_yml(sb, tmp_path):
+    """configurations.yml is where the one-click defaults are written: a copy of the scripts beside an edited
+    copy of it uses the edited values, in its commands and in its -h text."""
+    import shutil
+
+    copy = tmp_path / "repo"
+    shutil.copytree(SCRIPTS, copy / "biobert" / "scripts")
+    for name in ("__init__.py", "launch.py"):
+        shutil.copy(REPO / "biobert" / name, copy / "biobert" / name)
+    text = (REPO / "configurations.yml").read_text()
+    assert text.count("learning_rate: 3.125e-6") == 2 and text.count("epochs: 10.0") == 1
+    (copy / "configurations.yml").write_text(text.replace("learning_rate: 3.125e-6", "learning_rate: 7e-7", 1)
+                                             .replace("epochs: 10.0", "epochs: 4.5"))
+    (cmd,) = sb.commands(copy / "biobert" / "scripts" / "ner_bc5cdr-chem.sh")
+    assert (flags(cmd)["learning_rate"], flags(cmd)["num_train_epochs"]) == ("7e-7", "4.5")
+    assert "[7e-7]" in sb.run(copy / "biobert" / "scripts" / "ner_bc5cdr-chem.sh", "-h").stdout
+
+
 def test_configurations_match_script_defaults(sb):
     import yaml                     # pinned in requirements.txt: the test runs on every installed machine
     conf = yaml.safe_load((REPO / "configurations.yml").read_text())

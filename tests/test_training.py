@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from helpers import tiny_config
 
-from biobert import distribution, modeling, optimization, training
+from biobert import defaults, distribution, modeling, optimization, training
 from biobert.dllogger import RunLog
 
 
@@ -49,7 +49,7 @@ def runtime():
 def make_trainer(rt, tmp_path, steps, **kw):
     dropout = kw.pop("dropout", 0.1)
     cfg = training.TrainConfig(output_dir=str(tmp_path), learning_rate=kw.pop("lr", 2e-3), num_train_steps=steps,
-                               num_warmup_steps=2, display_loss_steps=1, **kw)
+                               num_warmup_steps=2, display_loss_steps=1, **{"use_xla": False, **kw})
     config = tiny_config(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     return training.Trainer(rt, lambda: modeling.BertClassifier(config, 4, per_token=True), token_loss, cfg, Quiet())
 
@@ -250,7 +250,8 @@ def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
     for parts, accum in ((1, 1), (4, 1), (4, 4)):
         keras.utils.set_random_seed(7)
         cfg = training.TrainConfig(output_dir=str(tmp_path / f"{parts}-{accum}"), learning_rate=1e-3,
-                                   num_train_steps=1, clip_norm=1.0, num_accumulation_steps=accum)
+                                   num_train_steps=1, clip_norm=1.0, num_accumulation_steps=accum, use_xla=False,
+                                   **defaults.FINETUNING)
         config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 3, per_token=False), row_loss,
                                    cfg, Quiet())

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { bb_benchmark_usage inference; }
+usage() { bb_py usage benchmark inference; }
 
 bb_maybe_usage "$@"
 bb_benchmark_main inference "$@"

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { bb_benchmark_usage train; }
+usage() { bb_py usage benchmark train; }
 
 bb_maybe_usage "$@"
 bb_benchmark_main train "$@"

@@ -16,10 +16,12 @@
 #   RESULTS_DIR    results root                 [./results]
 #   OUTPUT_DIR     exact output folder of a fine-tuning run (overrides the generated name)
 #   PYTHON         interpreter for the entry points        [python]
+#   PYTHON_HELPER  interpreter for biobert/launch.py (defaults, -h texts, benchmark figures) [python3]
 #   DRY_RUN=1      print the commands (after a line "DRY_RUN:") instead of running them
 #
-# A Hugging Face folder (one holding config.json) given as init checkpoint supplies its own
-# config.json and vocab.txt: then --vocab_file / --bert_config_file are passed only when
+# The per-task and per-phase defaults are configurations.yml's, read through biobert/launch.py (bb_py), which
+# also writes the -h texts from them. A Hugging Face folder (one holding config.json) given as init checkpoint
+# supplies its own config.json and vocab.txt: then --vocab_file / --bert_config_file are passed only when
 # VOCAB_FILE / BERT_CONFIG are set explicitly.
 
 # Repository root: two levels above this file.
@@ -27,6 +29,11 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DATA_ROOT="${DATA_ROOT:-$REPO_ROOT/data}"
 PYTHON="${PYTHON:-python}"
 BB_DRY_HEADER_DONE=0
+
+# bb_py COMMAND ARGS...: python -m biobert.launch COMMAND ARGS... (no TensorFlow; see its docstring).
+bb_py() {
+    PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON_HELPER:-python3}" -m biobert.launch "$@"
+}
 
 # bb_is_dry_run: true when DRY_RUN asks for printing instead of running.
 bb_is_dry_run() {
@@ -73,27 +80,27 @@ bb_check_bool() {
     case "$2" in true | false) ;; *) bb_die "$1 must be true or false, got '$2'" ;; esac
 }
 
-# bb_default_num_gpu: print the number of GPUs `nvidia-smi -L` lists, 1 when there are none.
+# bb_gpu_count: the number of GPUs `nvidia-smi -L` lists (0 without nvidia-smi).
+bb_gpu_count() {
+    nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true
+}
+
+# bb_default_num_gpu: the GPUs present, 1 when there are none.
 bb_default_num_gpu() {
-    local n
-    n="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
-    if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ]; then echo "$n"; else echo 1; fi
+    local n; n="$(bb_gpu_count)"
+    if [ "$n" -gt 0 ]; then echo "$n"; else echo 1; fi
 }
 
 # bb_default_use_xla: true with GPUs; false on CPU-only machines, where XLA's CPU matmuls are slower than
-# TensorFlow's oneDNN kernels (BENCHMARKS.md: MiniLM bf16 training 63 sentences/s without XLA, 42 with).
+# TensorFlow's oneDNN kernels (BENCHMARKS.md).
 bb_default_use_xla() {
-    if [ "$(bb_default_num_gpu)" -gt 1 ] || nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then echo true; else echo false; fi
+    if [ "$(bb_gpu_count)" -gt 0 ]; then echo true; else echo false; fi
 }
 
 # bb_results_dir: print RESULTS_DIR, else $PWD/results (ignored by git when $PWD is the repository). The
 # original wrote under /results (its container's mount); set RESULTS_DIR=/results for that.
 bb_results_dir() {
-    if [ -n "${RESULTS_DIR:-}" ]; then
-        echo "$RESULTS_DIR"
-    else
-        echo "$PWD/results"
-    fi
+    if [ -n "${RESULTS_DIR:-}" ]; then echo "$RESULTS_DIR"; else echo "$PWD/results"; fi
 }
 
 # bb_datestamp: the original scripts' datestamp, yymmddHHMMSS.
@@ -111,19 +118,14 @@ bb_set_casing() {
     fi
 }
 
-# bb_model_suffix BERT_MODEL(base|large): print the Google folder suffix of that size.
-bb_model_suffix() {
-    case "$1" in
-        base) echo "L-12_H-768_A-12" ;;
-        large) echo "L-24_H-1024_A-16" ;;
-        *) bb_die "bert_model must be base or large, got '$1'" ;;
-    esac
-}
-
-# bb_set_bert_dir BERT_MODEL: set BERT_DIR (unless given) from CASING_DIR_PREFIX and the model size.
+# bb_set_bert_dir BERT_MODEL(base|large): set BERT_DIR (unless given) from CASING_DIR_PREFIX and the model size.
 bb_set_bert_dir() {
     local suffix
-    suffix="$(bb_model_suffix "$1")" || exit 1
+    case "$1" in
+        base) suffix="L-12_H-768_A-12" ;;
+        large) suffix="L-24_H-1024_A-16" ;;
+        *) bb_die "bert_model must be base or large, got '$1'" ;;
+    esac
     BERT_DIR="${BERT_DIR:-$DATA_ROOT/download/google_pretrained_weights/${CASING_DIR_PREFIX}_${suffix}}"
 }
 
@@ -148,29 +150,19 @@ bb_is_hf_folder() {
 # beside it (a Google or BioBERT release, a phase-1 result of this project) uses those, and anything else
 # takes them from $BERT_DIR.
 bb_set_model_file_flags() {
-    local init="$1" with_vocab="${2:-1}" beside
+    local init="$1" beside="$1" flag var file value
+    [ -d "$init" ] || beside="$(dirname "$init")"
     MODEL_FILE_FLAGS=()
-    if [ -d "$init" ]; then beside="$init"; else beside="$(dirname "$init")"; fi
-    if [ "$with_vocab" = 1 ]; then
-        if [ -n "${VOCAB_FILE:-}" ]; then
-            MODEL_FILE_FLAGS+=("--vocab_file=$VOCAB_FILE")
-        elif bb_is_hf_folder "$init"; then
-            :
-        elif [ -f "$beside/vocab.txt" ]; then
-            MODEL_FILE_FLAGS+=("--vocab_file=$beside/vocab.txt")
-        else
-            MODEL_FILE_FLAGS+=("--vocab_file=$BERT_DIR/vocab.txt")
+    for flag in vocab_file:VOCAB_FILE:vocab.txt bert_config_file:BERT_CONFIG:bert_config.json; do
+        IFS=: read -r flag var file <<< "$flag"
+        if [ "$flag" = vocab_file ] && [ "${2:-1}" != 1 ]; then continue; fi
+        value="${!var:-}"
+        if [ -z "$value" ]; then
+            if bb_is_hf_folder "$init"; then continue; fi
+            if [ -f "$beside/$file" ]; then value="$beside/$file"; else value="$BERT_DIR/$file"; fi
         fi
-    fi
-    if [ -n "${BERT_CONFIG:-}" ]; then
-        MODEL_FILE_FLAGS+=("--bert_config_file=$BERT_CONFIG")
-    elif bb_is_hf_folder "$init"; then
-        :
-    elif [ -f "$beside/bert_config.json" ]; then
-        MODEL_FILE_FLAGS+=("--bert_config_file=$beside/bert_config.json")
-    else
-        MODEL_FILE_FLAGS+=("--bert_config_file=$BERT_DIR/bert_config.json")
-    fi
+        MODEL_FILE_FLAGS+=("--$flag=$value")
+    done
 }
 
 # bb_set_launcher NUM_GPU: fill the arrays LAUNCHER (mpirun prefix, empty for one GPU) and
@@ -220,74 +212,16 @@ bb_mkdir() {
     if ! bb_is_dry_run; then mkdir -p "$@"; fi
 }
 
-# bb_task_settings TASK: set the per-task facts of ner_bc5cdr-chem | ner_bc5cdr-disease |
-# rel_chemprot: TASK_TAG, ENTRY (python file), TASK_NAME, DATASET_DIR and the defaults
-# DEF_LR, DEF_SEQ, DEF_EVAL_BS, DEF_EPOCHS of the original one-click scripts.
+# bb_task_settings TASK: the facts and defaults of ner_bc5cdr-chem | ner_bc5cdr-disease | rel_chemprot
+# (configurations.yml): TASK_TAG, ENTRY (python file), TASK_NAME, DATASET_DIR ($BC5CDR_DATA or $CHEMPROT_DATA
+# when set) and the positional arguments' defaults DEF_BS, DEF_LR, DEF_CASED, DEF_PRECISION, DEF_SEQ, DEF_MODEL,
+# DEF_EVAL_BS, DEF_EPOCHS; INFER_BS and INFER_SEQ, those of run_biobert_finetuning_inference.sh.
 bb_task_settings() {
-    case "$1" in
-        ner_bc5cdr-chem | ner_bc5cdr-disease)
-            local subset="${1#ner_bc5cdr-}"
-            TASK_TAG="ner_bc5cdr_${subset}"
-            ENTRY="$REPO_ROOT/run_ner.py"
-            TASK_NAME="bc5cdr"
-            DATASET_DIR="${BC5CDR_DATA:-$DATA_ROOT/biobert/BC5CDR/$subset}"
-            DEF_LR="3.125e-6"; DEF_SEQ=128; DEF_EVAL_BS=8
-            if [ "$subset" = chem ]; then DEF_EPOCHS="10.0"; else DEF_EPOCHS="100.0"; fi
-            ;;
-        rel_chemprot)
-            TASK_TAG="rel_chemprot"
-            ENTRY="$REPO_ROOT/run_re.py"
-            TASK_NAME="chemprot"
-            DATASET_DIR="${CHEMPROT_DATA:-$DATA_ROOT/biobert/chemprot-data_treeLSTM}"
-            DEF_LR="1.5e-6"; DEF_SEQ=512; DEF_EVAL_BS=16; DEF_EPOCHS="3.0"
-            ;;
-        *)
-            bb_die "unknown task '$1' (expected ner_bc5cdr-chem, ner_bc5cdr-disease or rel_chemprot)"
-            ;;
-    esac
-}
-
-# bb_finetune_usage TASK: the -h text of the one-click fine-tuning script for TASK (its defaults come from
-# bb_task_settings, so the text and the behaviour cannot drift apart).
-bb_finetune_usage() {
-    local task="$1" what env
-    DATA_ROOT="\$DATA_ROOT" BC5CDR_DATA="" CHEMPROT_DATA="" bb_task_settings "$task"
-    case "$task" in
-        rel_chemprot)
-            what="Builds train/dev/test.tsv from the original ChemProt corpus when train.tsv is missing
-(data/ChemProtTextFormatting.py), fine-tunes run_re.py, then prints the micro P/R/F1 of
-biobert/re_eval.py (also saved to <output_dir>/test_results.txt)."
-            env="CHEMPROT_DATA [$DATASET_DIR],
-CHEMPROT_CORPUS [\$DATA_ROOT/biobert/ChemProt_Corpus]" ;;
-        *)
-            what="Fine-tunes run_ner.py on BC5CDR-${task#ner_bc5cdr-} (train+devel for training, devel for eval, test for
-prediction) and prints the conlleval summary of the test set."
-            env="BC5CDR_DATA [$DATASET_DIR]" ;;
-    esac
-    cat <<USAGE
-Usage: bash biobert/scripts/$task.sh [init_checkpoint] [train_batch_size] [learning_rate]
-         [cased] [precision] [use_xla] [num_gpu] [seq_length] [bert_model] [eval_batch_size] [epochs]
-
-$what
-
-Positional arguments [defaults]:
-  1 init_checkpoint   TF1/TF2 checkpoint or Hugging Face folder
-                      [<results>/biobert_tf_<uncased|cased>_<bert_model>/model.ckpt]
-  2 train_batch_size  per-process batch size [8]
-  3 learning_rate     [$DEF_LR]
-  4 cased             true | false [false]   (false: uncased vocabulary, --do_lower_case=true)
-  5 precision         fp16 -> --amp, anything else -> --noamp [fp16]
-  6 use_xla           true | false [true with GPUs, false on CPU]
-  7 num_gpu           processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
-  8 seq_length        [$DEF_SEQ]
-  9 bert_model        base | large [base]
- 10 eval_batch_size   eval and predict batch size [$DEF_EVAL_BS]
- 11 epochs            [$DEF_EPOCHS]
-
-Environment: DATA_ROOT, BERT_DIR, VOCAB_FILE, BERT_CONFIG,
-$env, RESULTS_DIR, OUTPUT_DIR, PYTHON, DRY_RUN=1 (print commands only).
-Output: <results>/tf_bert_biobert_${TASK_TAG}_<bert_model>_<precision>_gbs<N>_<yymmddHHMMSS>.
-USAGE
+    local settings
+    settings="$(bb_py settings finetune "$1")" || exit 1
+    eval "$settings"
+    ENTRY="$REPO_ROOT/$ENTRY_NAME"
+    DATASET_DIR="${!DATA_VAR:-$DATA_ROOT/$DATA_SUBDIR}"
 }
 
 # bb_prepare_chemprot: turn the original ChemProt corpus into train/dev/test.tsv of
@@ -301,21 +235,24 @@ bb_prepare_chemprot() {
     fi
 }
 
-# bb_chemprot_eval OUTPUT_DIR: score OUTPUT_DIR/test_results.tsv against DATASET_DIR/test.tsv,
-# printing and saving the result to OUTPUT_DIR/test_results.txt.
-bb_chemprot_eval() {
-    bb_run_logged "$1/test_results.txt" "$PYTHON" "$REPO_ROOT/biobert/re_eval.py" --task=chemprot \
-        "--output_path=$1/test_results.tsv" "--answer_path=$DATASET_DIR/test.tsv"
-}
-
-# bb_conlleval_summary OUTPUT_DIR: print OUTPUT_DIR/test_results_conlleval.txt (not under DRY_RUN).
-bb_conlleval_summary() {
+# bb_evaluate OUTPUT_DIR: the task's test-set score: for ChemProt, biobert/re_eval.py on
+# OUTPUT_DIR/test_results.tsv (printed and saved to OUTPUT_DIR/test_results.txt); for NER, the conlleval
+# summary run_ner.py wrote (not under DRY_RUN).
+bb_evaluate() {
+    if [ "$TASK_NAME" = chemprot ]; then
+        bb_run_logged "$1/test_results.txt" "$PYTHON" "$REPO_ROOT/biobert/re_eval.py" --task=chemprot \
+            "--output_path=$1/test_results.tsv" "--answer_path=$DATASET_DIR/test.tsv"
+        return
+    fi
     bb_is_dry_run && return 0
     local f="$1/test_results_conlleval.txt"
     [ -f "$f" ] || bb_die "missing $f: run_ner.py wrote no conlleval summary"
     echo "conlleval summary ($f):"
     cat "$f"
 }
+
+# bb_latest_checkpoint and bb_tfrecord_dir stay in bash: run_biobert.sub runs them on the Slurm host, outside
+# the container, where only bash can be counted on.
 
 # bb_latest_checkpoint DIR: print the newest checkpoint prefix in DIR (from its `checkpoint`
 # index file, else the highest-numbered *-N.index); return 1 when there is none.
@@ -339,76 +276,32 @@ bb_latest_checkpoint() {
     echo "$best"
 }
 
-# bb_collect_perf MODE(train|infer) FILE...: read run logs and dllogger files and print
-#   Throughput Average (sentences/sec) = X
-#   Latency Confidence Level P (ms) = Y      for P in 50 90 95 99 100 (when logged)
-# DLLL lines are parsed generically: any numeric data key containing "throughput" or "latency"
-# plus a percentile number (latency_p50_ms, ...). Training throughput is logged per window, so
-# train mode averages the non-zero "train" values; infer mode takes the last non-train value.
-# Plain log lines in the original's wording are the fallback.
-bb_collect_perf() {
-    "${PYTHON_HELPER:-python3}" - "$@" <<'PY'
-import json, os, re, sys
-
-mode, paths = sys.argv[1], sys.argv[2:]
-dl_thr, txt_thr, lat, txt_lat = [], [], {}, {}
-pct_re = re.compile(r"(?<![0-9])(50|90|95|99|100)(?![0-9])")
-num = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-thr_line = re.compile(r"Throughput Average \(sentences/sec\)\s*=\s*" + num)
-lat_line = re.compile(r"Latency Confidence Level (\d+) \(ms\)\s*=\s*" + num)
-for path in paths:
-    if not os.path.isfile(path):
-        continue
-    with open(path, errors="replace") as fh:
-        for line in fh:
-            if "DLLL " in line:
-                try:
-                    rec = json.loads(line.split("DLLL ", 1)[1])
-                except ValueError:
-                    continue
-                data = rec.get("data") if isinstance(rec, dict) else None
-                if not isinstance(data, dict):
-                    continue
-                for key, val in data.items():
-                    if isinstance(val, bool) or not isinstance(val, (int, float)):
-                        continue
-                    low = key.lower()
-                    if "throughput" in low:
-                        dl_thr.append((low, float(val)))
-                    elif "latency" in low:
-                        m = pct_re.search(low)
-                        if m:
-                            lat[int(m.group(1))] = float(val)
-                continue
-            m = thr_line.search(line)
-            if m:
-                txt_thr.append(float(m.group(1)))
-            m = lat_line.search(line)
-            if m:
-                txt_lat[int(m.group(1))] = float(m.group(2))
-
-if mode == "train":
-    picks = [v for k, v in dl_thr if "train" in k and v > 0]
-    thr = sum(picks) / len(picks) if picks else (txt_thr[0] if txt_thr else None)
-else:
-    picks = [v for k, v in dl_thr if "train" not in k]
-    thr = picks[-1] if picks else (txt_thr[-1] if txt_thr else None)
-if thr is None and dl_thr:
-    thr = dl_thr[-1][1]
-for p, v in txt_lat.items():
-    lat.setdefault(p, v)
-print("Throughput Average (sentences/sec) = %s" % ("%.2f" % thr if thr is not None else "n/a"))
-for p in (50, 90, 95, 99, 100):
-    if p in lat:
-        print("Latency Confidence Level %d (ms) = %.2f" % (p, lat[p]))
-PY
+# bb_tfrecord_dir LOWER(0|1) SEQ MAX_PRED: print the pubmed_baseline folder of the TFRecords
+# data/create_biobert_datasets_from_start.sh made under $DATA_ROOT/tfrecord for these settings. The folder
+# name holds the number of training shards: NUM_SHARDS (or N_TRAINING_SHARDS) when set, else the one
+# such folder there is (the data script derives the count from the corpus size), else the original's 1472.
+bb_tfrecord_dir() {
+    local stem="$DATA_ROOT/tfrecord/lower_case_$1_seq_len_$2_max_pred_$3_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_"
+    local shards="${NUM_SHARDS:-${N_TRAINING_SHARDS:-}}" found=() d
+    if [ -z "$shards" ]; then
+        for d in "$stem"*_test_split_10; do
+            [ -d "$d" ] && found+=("$d")
+        done
+        if [ "${#found[@]}" -eq 1 ]; then
+            echo "${found[0]}/pubmed_baseline"
+            return 0
+        elif [ "${#found[@]}" -gt 1 ]; then
+            bb_die "several TFRecord folders match ${stem}*: set NUM_SHARDS to the number of training shards"
+        fi
+        shards=1472
+    fi
+    echo "${stem}${shards}_test_split_10/pubmed_baseline"
 }
 
-# bb_perf_value TEXT PATTERN: print the value after "PATTERN = " in TEXT, n/a when absent.
-bb_perf_value() {
-    local v
-    v="$(printf '%s\n' "$1" | grep -F "$2" | head -n 1 | sed 's/.*= *//')"
-    echo "${v:-n/a}"
+# bb_collect_perf MODE(train|infer) FILE...: print a run's "Throughput Average (sentences/sec) = X" and
+# "Latency Confidence Level P (ms) = Y" lines, read from its log and dllogger files.
+bb_collect_perf() {
+    bb_py perf "$@"
 }
 
 # bb_finetune_main TASK ARGS...: the body of ner_bc5cdr-chem.sh, ner_bc5cdr-disease.sh and
@@ -424,14 +317,14 @@ bb_finetune_main() {
     bb_task_settings "$task"
     local results; results="$(bb_results_dir)"
     local init_checkpoint="${1:-}"
-    local train_batch_size="${2:-8}"
+    local train_batch_size="${2:-$DEF_BS}"
     local learning_rate="${3:-$DEF_LR}"
-    local cased="${4:-false}"
-    local precision="${5:-fp16}"
+    local cased="${4:-$DEF_CASED}"
+    local precision="${5:-$DEF_PRECISION}"
     local use_xla="${6:-$(bb_default_use_xla)}"
     local num_gpu="${7:-$(bb_default_num_gpu)}"
     local seq_length="${8:-$DEF_SEQ}"
-    local bert_model="${9:-base}"
+    local bert_model="${9:-$DEF_MODEL}"
     local eval_batch_size="${10:-$DEF_EVAL_BS}"
     local epochs="${11:-$DEF_EPOCHS}"
 
@@ -471,87 +364,7 @@ bb_finetune_main() {
         "--predict_batch_size=$eval_batch_size" \
         "--max_seq_length=$seq_length" \
         "${HVD_FLAGS[@]}" "$(bb_precision_flag "$precision")" "$(bb_xla_flag "$use_xla")" "$CASE_FLAG"
-
-    if [ "$TASK_NAME" = chemprot ]; then
-        bb_chemprot_eval "$out"
-    else
-        bb_conlleval_summary "$out"
-    fi
-}
-
-# bb_pretrain_settings PHASE(1|2): the phase's sequence length, masked positions and argument defaults
-# (PT_SEQ, PT_MAX_PRED, PT_BS, PT_LR, PT_WARM, PT_STEPS, PT_ACC, PT_EVAL), for the run and its -h text.
-bb_pretrain_settings() {
-    case "$1" in
-        1) PT_SEQ=128; PT_MAX_PRED=20; PT_BS=128; PT_LR=9.625e-5; PT_WARM=1953; PT_STEPS=19531; PT_ACC=32; PT_EVAL=80 ;;
-        2) PT_SEQ=512; PT_MAX_PRED=80; PT_BS=16; PT_LR=2.9e-4; PT_WARM=434; PT_STEPS=4340; PT_ACC=128; PT_EVAL=26 ;;
-        *) bb_die "unknown pre-training phase '$1'" ;;
-    esac
-}
-
-# bb_pretrain_usage PHASE(1|2): the -h text of run_pretraining_pubmed_base_phase_<PHASE>.sh, its defaults from
-# bb_pretrain_settings.
-bb_pretrain_usage() {
-    local phase="$1" n=1 entry init_note="" config_note=""
-    bb_pretrain_settings "$phase"
-    echo "Usage: bash biobert/scripts/run_pretraining_pubmed_base_phase_$phase.sh \
-$([ "$phase" = 1 ] && echo "[train_batch_size]
-         [learning_rate] [cased] [precision] [use_xla] [num_gpu] [warmup_steps] [train_steps]
-         [num_accumulation_steps]" || echo "[init_checkpoint]
-         [train_batch_size] [learning_rate] [cased] [precision] [use_xla] [num_gpu] [warmup_steps]
-         [train_steps] [num_accumulation_steps]") [save_checkpoint_steps] [eval_batch_size]"
-    echo
-    echo "Positional arguments [defaults]:"
-    if [ "$phase" = 2 ]; then
-        printf '%3d %-23s %s\n' 1 init_checkpoint "phase-1 checkpoint, or a folder (its latest checkpoint is taken)"
-        printf '%28s%s\n' "" "[latest checkpoint in <results>/biobert_phase_1]"
-        n=2
-        config_note=" Config: the bert_config.json beside the checkpoint (BERT_CONFIG overrides)."
-    else
-        init_note=" Init: INIT_CHECKPOINT [\$BERT_DIR/bert_model.ckpt]
-(a Hugging Face folder works too; config and vocab come from beside it)."
-    fi
-    for entry in "train_batch_size|per-process batch size [$PT_BS]" "learning_rate|[$PT_LR]" \
-        "cased|true | false [false]" "precision|fp16 -> --amp, anything else -> --noamp [fp16]" \
-        "use_xla|true | false [true with GPUs, false on CPU]" \
-        "num_gpu|processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]" \
-        "warmup_steps|[$PT_WARM]" "train_steps|[$PT_STEPS]" "num_accumulation_steps|[$PT_ACC]" \
-        "save_checkpoint_steps|[5000]" "eval_batch_size|[$PT_EVAL]"; do
-        printf '%3d %-23s %s\n' "$n" "${entry%%|*}" "${entry#*|}"
-        n=$((n + 1))
-    done
-    cat <<USAGE
-
-Data: \$DATA_ROOT/tfrecord/lower_case_<0|1>_seq_len_${PT_SEQ}_max_pred_${PT_MAX_PRED}_masked_lm_prob_0.15_random_seed_12345_
-dupe_factor_5_shard_<N>_test_split_10/pubmed_baseline/{training,test}, N the one such folder's
-(the data script derives it from the corpus size) or NUM_SHARDS
-(INPUT_FILES_DIR / EVAL_FILES_DIR override).$init_note$config_note Checkpoints: CHECKPOINTS_DIR [<results>/biobert_phase_$phase].
-Log: <results>/tf_bert_bio_1n_phase${phase}_cased_<cased>_<precision>_gbs<N>.<yymmddHHMMSS>.log.
-Environment: DATA_ROOT, BERT_DIR, BERT_CONFIG, RESULTS_DIR [./results], MAX_EVAL_STEPS [100 eval batches],
-PYTHON, DRY_RUN=1 (print commands only).
-USAGE
-}
-
-# bb_tfrecord_dir LOWER(0|1) SEQ MAX_PRED: print the pubmed_baseline folder of the TFRecords
-# data/create_biobert_datasets_from_start.sh made under $DATA_ROOT/tfrecord for these settings. The folder
-# name holds the number of training shards: NUM_SHARDS (or N_TRAINING_SHARDS) when set, else the one
-# such folder there is (the data script derives the count from the corpus size), else the original's 1472.
-bb_tfrecord_dir() {
-    local stem="$DATA_ROOT/tfrecord/lower_case_$1_seq_len_$2_max_pred_$3_masked_lm_prob_0.15_random_seed_12345_dupe_factor_5_shard_"
-    local shards="${NUM_SHARDS:-${N_TRAINING_SHARDS:-}}" found=() d
-    if [ -z "$shards" ]; then
-        for d in "$stem"*_test_split_10; do
-            [ -d "$d" ] && found+=("$d")
-        done
-        if [ "${#found[@]}" -eq 1 ]; then
-            echo "${found[0]}/pubmed_baseline"
-            return 0
-        elif [ "${#found[@]}" -gt 1 ]; then
-            bb_die "several TFRecord folders match ${stem}*: set NUM_SHARDS to the number of training shards"
-        fi
-        shards=1472
-    fi
-    echo "${stem}${shards}_test_split_10/pubmed_baseline"
+    bb_evaluate "$out"
 }
 
 # bb_pretrain_main PHASE(1|2) ARGS...: the body of run_pretraining_pubmed_base_phase_{1,2}.sh.
@@ -563,9 +376,10 @@ bb_tfrecord_dir() {
 # N = train_batch_size * num_gpu * num_accumulation_steps.
 bb_pretrain_main() {
     local phase="$1"; shift
-    local init_checkpoint="" results
+    local init_checkpoint="" results settings
     results="$(bb_results_dir)"
-    bb_pretrain_settings "$phase"
+    settings="$(bb_py settings pretrain "$phase")" || exit 1
+    eval "$settings"
     if [ "$phase" = 1 ]; then
         bb_max_args 11 "$@"
         set -- "" "$@"
@@ -573,19 +387,17 @@ bb_pretrain_main() {
         bb_max_args 12 "$@"
         init_checkpoint="${1:-}"
     fi
-    local seq="$PT_SEQ" max_pred="$PT_MAX_PRED"
-    local d_bs="$PT_BS" d_lr="$PT_LR" d_warm="$PT_WARM" d_steps="$PT_STEPS" d_acc="$PT_ACC" d_eval="$PT_EVAL"
-    local train_batch_size="${2:-$d_bs}"
-    local learning_rate="${3:-$d_lr}"
-    local cased="${4:-false}"
-    local precision="${5:-fp16}"
+    local train_batch_size="${2:-$PT_BS}"
+    local learning_rate="${3:-$PT_LR}"
+    local cased="${4:-$PT_CASED}"
+    local precision="${5:-$PT_PRECISION}"
     local use_xla="${6:-$(bb_default_use_xla)}"
     local num_gpu="${7:-$(bb_default_num_gpu)}"
-    local warmup_steps="${8:-$d_warm}"
-    local train_steps="${9:-$d_steps}"
-    local num_accumulation_steps="${10:-$d_acc}"
-    local save_checkpoint_steps="${11:-5000}"
-    local eval_batch_size="${12:-$d_eval}"
+    local warmup_steps="${8:-$PT_WARM}"
+    local train_steps="${9:-$PT_STEPS}"
+    local num_accumulation_steps="${10:-$PT_ACC}"
+    local save_checkpoint_steps="${11:-$PT_SAVE}"
+    local eval_batch_size="${12:-$PT_EVAL}"
 
     bb_check_int train_batch_size "$train_batch_size"
     bb_check_number learning_rate "$learning_rate"
@@ -613,7 +425,7 @@ bb_pretrain_main() {
     bb_set_model_file_flags "$init_checkpoint" 0
 
     local tfrec
-    tfrec="$(bb_tfrecord_dir "$DO_LOWER_CASE" "$seq" "$max_pred")"
+    tfrec="$(bb_tfrecord_dir "$DO_LOWER_CASE" "$PT_SEQ" "$PT_MAX_PRED")"
     local input_dir="${INPUT_FILES_DIR:-$tfrec/training}"
     local eval_dir="${EVAL_FILES_DIR:-$tfrec/test}"
     local ckpt_dir="${CHECKPOINTS_DIR:-$results/biobert_phase_${phase}}"
@@ -633,8 +445,8 @@ bb_pretrain_main() {
         --optimizer_type=lamb \
         "--train_batch_size=$train_batch_size" \
         "--eval_batch_size=$eval_batch_size" \
-        "--max_seq_length=$seq" \
-        "--max_predictions_per_seq=$max_pred" \
+        "--max_seq_length=$PT_SEQ" \
+        "--max_predictions_per_seq=$PT_MAX_PRED" \
         "--num_train_steps=$train_steps" \
         "--num_warmup_steps=$warmup_steps" \
         "--save_checkpoints_steps=$save_checkpoint_steps" \
@@ -647,74 +459,27 @@ bb_pretrain_main() {
         "--init_checkpoint=$init_checkpoint"
 }
 
-# bb_benchmark_usage MODE(train|inference): the -h text of biobert_finetune_<MODE>_benchmark.sh.
-bb_benchmark_usage() {
-    local mode="$1" args what positional env output
-    if [ "$mode" = train ]; then
-        args="[task] [num_gpu] [bert_model] [cased]"
-        what='Fine-tunes for BENCH_EPOCHS epochs from the Google BERT checkpoint for every
-  seq_length in {128, 512} x train_batch_size in {8, 32, 64} x precision in {fp16, fp32}
-(fp16 runs with --amp --use_xla, fp32 with --noamp --nouse_xla) and prints, per run,
-  Throughput Average (sentences/sec) = X   and the latency p50/p90/p95/p99/p100 lines
-read from the run'"'"'s log and dllogger file, then the summary table.'
-        positional="  2 num_gpu     processes; > 1 launches mpirun + --horovod [GPUs listed by nvidia-smi, else 1]
-  3 bert_model  base | large [base]
-  4 cased       true | false [false]"
-        env="BENCH_EPOCHS [2.0], BENCH_SEQ_LENGTHS"
-        output="training_benchmark_<bert_model>_<cased|uncased>_num_gpu_<N>_<yymmddHHMMSS>/
-with one folder per run and the summary <task>_training_benchmark_bert_<bert_model>_gpu_<N>.log."
-    else
-        args="[task] [bert_model] [cased]"
-        what='Runs --do_eval/--do_predict for every
-  seq_length in {128, 512} x batch_size in {8, 32, 64} x {--amp with XLA, --noamp without XLA}
-and prints, per run, `Throughput Average (sentences/sec) = X` and the latency
-p50/p90/p95/p99/p100 lines read from the run'"'"'s log and dllogger file, then the summary table.'
-        positional="  2 bert_model  base | large [base]
-  3 cased       true | false [false]"
-        env="BENCH_SEQ_LENGTHS"
-        output="inference_benchmark_<bert_model>_<cased|uncased>_<yymmddHHMMSS>/
-with one folder per run and the summary <task>_inference_benchmark_bert_<bert_model>.log."
-    fi
-    cat <<USAGE
-Usage: bash biobert/scripts/biobert_finetune_${mode}_benchmark.sh $args
-
-$what
-
-Positional arguments [defaults]:
-  1 task        ner_bc5cdr-chem | ner_bc5cdr-disease | rel_chemprot [ner_bc5cdr-chem]
-$positional
-
-Environment: $env ["128 512"], BENCH_BATCH_SIZES ["8 32 64"],
-BENCH_PRECISIONS ["fp16 fp32"], INIT_CHECKPOINT [\$BERT_DIR/bert_model.ckpt], DATA_ROOT,
-BERT_DIR, VOCAB_FILE, BERT_CONFIG, BC5CDR_DATA, CHEMPROT_DATA, RESULTS_DIR, PYTHON, DRY_RUN=1.
-Output: <results>/tf_bert_biobert_<task>_$output
-USAGE
-}
-
 # bb_benchmark_main MODE(train|inference) ARGS...: the body of biobert_finetune_<MODE>_benchmark.sh: one short
 # run per seq_length x batch size x precision (train: fine-tuning for BENCH_EPOCHS on num_gpu processes;
 # inference: --do_eval/--do_predict on one), each run's throughput and latency collected into one summary.
 # train ARGS: task num_gpu bert_model cased; inference ARGS: task bert_model cased.
 bb_benchmark_main() {
     local mode="$1"; shift
-    local task num_gpu=1 bert_model cased epochs="" kind gpu_tag="" header_tag=""
+    local task num_gpu=1 bert_model cased epochs="" kind=inference gpu_tag="" header_tag=""
     if [ "$mode" = train ]; then
         bb_max_args 4 "$@"
-        task="${1:-ner_bc5cdr-chem}"
         num_gpu="${2:-$(bb_default_num_gpu)}"
-        bert_model="${3:-base}"
-        cased="${4:-false}"
-        epochs="${BENCH_EPOCHS:-2.0}"
-        kind=training
+        set -- "${1:-}" "${@:3}"        # task bert_model cased, as the inference benchmark takes them
     else
         bb_max_args 3 "$@"
-        task="${1:-ner_bc5cdr-chem}"
-        bert_model="${2:-base}"
-        cased="${3:-false}"
-        kind=inference
     fi
+    task="${1:-ner_bc5cdr-chem}"
+    bert_model="${2:-base}"
+    cased="${3:-false}"
     bb_task_settings "$task"
     if [ "$mode" = train ]; then
+        epochs="${BENCH_EPOCHS:-2.0}"
+        kind=training
         bb_check_number BENCH_EPOCHS "$epochs"
     fi
     bb_set_casing "$cased"
@@ -744,7 +509,7 @@ bb_benchmark_main() {
         } > "$summary"
     fi
 
-    local failed=() seq_length size precision use_xla res_dir log perf size_flags epoch_flags=()
+    local failed=() seq_length size precision use_xla res_dir log size_flags epoch_flags=()
     if [ "$mode" = train ]; then epoch_flags=("--num_train_epochs=$epochs"); fi
     for seq_length in ${BENCH_SEQ_LENGTHS:-128 512}; do
         for size in ${BENCH_BATCH_SIZES:-8 32 64}; do
@@ -776,35 +541,17 @@ bb_benchmark_main() {
                     bb_info "run failed, see $log"
                 fi
                 bb_is_dry_run && continue
-                perf="$(bb_collect_perf "${mode/inference/infer}" "$log" "$res_dir/bert_dllog.json")"
-                echo "$perf"
-                bb_summary_row "$summary" "$perf" "$precision" "$seq_length" "$size"
+                bb_py perf "${mode/inference/infer}" "$log" "$res_dir/bert_dllog.json" \
+                    --row "$summary" "$precision" "$seq_length" "$size"
             done
         done
     done
 
-    bb_finish_benchmark "$summary" ${failed[@]+"${failed[@]}"}
-}
-
-# bb_summary_row SUMMARY PERF PRECISION SEQ_LENGTH BATCH: append one tab-separated benchmark row
-# (throughput, then latency p50/p90/p95/p99/p100) parsed from bb_collect_perf's PERF text.
-bb_summary_row() {
-    local summary="$1" perf="$2"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$3" "$4" "$5" \
-        "$(bb_perf_value "$perf" 'Throughput Average (sentences/sec) =')" \
-        "$(bb_perf_value "$perf" 'Level 50 (ms) =')" "$(bb_perf_value "$perf" 'Level 90 (ms) =')" \
-        "$(bb_perf_value "$perf" 'Level 95 (ms) =')" "$(bb_perf_value "$perf" 'Level 99 (ms) =')" \
-        "$(bb_perf_value "$perf" 'Level 100 (ms) =')" >> "$summary"
-}
-
-# bb_finish_benchmark SUMMARY FAILED...: print the summary file (not under DRY_RUN); exit 1 naming failed runs.
-bb_finish_benchmark() {
-    local summary="$1"; shift
     if ! bb_is_dry_run; then
         echo "Summary ($summary):"
         cat "$summary"
     fi
-    if [ "$#" -gt 0 ]; then
-        bb_die "$# run(s) failed: $*"
+    if [ "${#failed[@]}" -gt 0 ]; then
+        bb_die "${#failed[@]} run(s) failed: ${failed[*]}"
     fi
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { bb_finetune_usage ner_bc5cdr-disease; }
+usage() { bb_py usage finetune ner_bc5cdr-disease; }
 
 bb_maybe_usage "$@"
 bb_finetune_main ner_bc5cdr-disease "$@"

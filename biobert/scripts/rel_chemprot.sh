@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { bb_finetune_usage rel_chemprot; }
+usage() { bb_py usage finetune rel_chemprot; }
 
 bb_maybe_usage "$@"
 bb_finetune_main rel_chemprot "$@"

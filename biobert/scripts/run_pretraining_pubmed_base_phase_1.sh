@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { bb_pretrain_usage 1; }
+usage() { bb_py usage pretrain 1; }
 
 bb_maybe_usage "$@"
 bb_pretrain_main 1 "$@"

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { bb_pretrain_usage 2; }
+usage() { bb_py usage pretrain 2; }
 
 bb_maybe_usage "$@"
 bb_pretrain_main 2 "$@"
