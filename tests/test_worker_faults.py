@@ -28,7 +28,7 @@ WORKER = textwrap.dedent('''
     runtime = distribution.setup(log=print)
     import keras
     import tensorflow as tf
-    from biobert import checkpoints, modeling, training
+    from biobert import checkpoints, defaults, modeling, training
     from biobert.dllogger import RunLog
     from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted
     from helpers import token_task
@@ -63,7 +63,8 @@ WORKER = textwrap.dedent('''
     keras.utils.set_random_seed(3)
     cfg = training.TrainConfig(output_dir=out, learning_rate=1e-3, num_train_steps=steps, save_checkpoints_steps=save,
                                display_loss_steps=10 ** 9, progress_seconds=10 ** 9,
-                               num_accumulation_steps=opts.get("accumulate", 1))
+                               num_accumulation_steps=opts.get("accumulate", 1), use_xla=False,
+                               **defaults.FINETUNING)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn, cfg,
                                RunLog(None, enabled=False))
 
