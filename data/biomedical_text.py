@@ -57,7 +57,8 @@ def chemprot_documents(path):
 
 def bc5cdr_documents(path):
     """(PMID, text) per document of a BC5CDR tsv: each token placed at its character offset (the gaps become
-    single spaces), a document starting at each token with a PMID in the second column."""
+    single spaces), a document starting where the PMID in the second column (given on each sentence's first
+    token) changes."""
     pmid, pieces, end = None, [], 0
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -66,7 +67,7 @@ def bc5cdr_documents(path):
             parts = line.rstrip("\n").split("\t")
             if len(parts) != 4 or not parts[2].isdigit():
                 raise InputError("expected token, PMID or '-', character offset, tag", path=path, line=number)
-            if parts[1] != "-":
+            if parts[1] != "-" and parts[1] != pmid:
                 if pieces:
                     yield pmid, "".join(pieces)
                 pmid, pieces, end = parts[1], [], 0
