@@ -158,7 +158,9 @@ def test_continuing_from_minilm_starts_a_fresh_mlm_head_tied_to_its_embeddings(r
     before = model(batch)[0].numpy()[0, 0]
     word = 7592
     table = model.bert.embeddings.word_embeddings
-    table.assign(tf.tensor_scatter_nd_add(table, [[word]], tf.ones((1, config.hidden_size))))
+    # a random change (a constant one would be invisible: the fresh head's LayerNorm output sums to 0)
+    delta = np.random.default_rng(0).standard_normal((1, config.hidden_size)).astype(np.float32)
+    table.assign(tf.tensor_scatter_nd_add(table, [[word]], delta))
     after = model(batch)[0].numpy()[0, 0]
     changed = np.flatnonzero(np.abs(after - before) > 1e-6)
     assert changed.tolist() == [word]
