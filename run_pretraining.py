@@ -20,6 +20,14 @@ flags.DEFINE_string("input_files_dir", None, "Directory (or comma-separated file
 flags.DEFINE_string("eval_files_dir", None, "Directory (or comma-separated files/globs) of evaluation TFRecords.")
 flags.DEFINE_enum("optimizer_type", "lamb", ["lamb", "adam"], "Optimizer: LAMB (NVIDIA's form) or Adam with "
                   "decoupled weight decay.")
+flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary the records were made with, copied into "
+                    "--output_dir (with model_info.json) so that run_ner.py / run_re.py can start from that folder. "
+                    "Default: vocab.txt beside --init_checkpoint.")
+flags.DEFINE_bool("do_lower_case", True, "Whether the records were made lower-cased (recorded in the output's "
+                  "model_info.json for fine-tuning).")
+flags.DEFINE_bool("eval_before_training", True, "With --do_train --do_eval, a run that starts at step 0 also "
+                  "evaluates before its first step (the 'before' figure: before_* in eval_results.txt, step 0 in "
+                  "TensorBoard).")
 flags.DEFINE_integer("max_seq_length", 512, "Sequence length of the records (must match the data).")
 flags.DEFINE_integer("max_predictions_per_seq", 80, "Masked-LM predictions per sequence (must match the data).")
 flags.DEFINE_bool("do_train", False, "Whether to run training.")

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from biobert.errors import InputError
-from biobert.fileio import atomic_write_text
+from biobert.fileio import atomic_open, atomic_write_text
 
 CHECKPOINT_PREFIX = "model.ckpt"
 
@@ -57,6 +57,18 @@ def read_model_info(init_checkpoint):
     if not isinstance(info, dict):
         raise InputError("not a model info file (expected a JSON object)", path=path)
     return info
+
+
+def save_model_files(output_dir, vocab_file, info):
+    """What fine-tuning or predicting from ``output_dir`` alone needs besides the checkpoint and bert_config.json:
+    the vocabulary (vocab.txt, copied from ``vocab_file`` unless it is that file) and model_info.json (casing,
+    max_seq_length, and for a fine-tuned model its entity type), written atomically. Fine-tuning and pre-training
+    runs both call it, so either output folder is a complete --init_checkpoint."""
+    target = os.path.join(output_dir, "vocab.txt")
+    if os.path.abspath(vocab_file) != os.path.abspath(target):
+        with open(vocab_file, "rb") as src, atomic_open(target, "wb") as dst:
+            dst.write(src.read())
+    write_json(os.path.join(output_dir, MODEL_INFO), info)
 
 
 def model_files(init_checkpoint):

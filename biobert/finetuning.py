@@ -16,7 +16,6 @@ from biobert import checkpoints, conlleval, defaults, modeling, ner, rawtext, re
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
 from biobert.progress import Progress
-from biobert.fileio import atomic_open
 from biobert.tokenization import FullTokenizer
 
 
@@ -394,7 +393,7 @@ def run(task, FLAGS):
         if runtime.is_chief:
             task.save_labels(FLAGS.output_dir)
             bert_config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
-            save_model_files(FLAGS.output_dir, vocab_file, dict(task.model_info(FLAGS.data_dir),
+            checkpoints.save_model_files(FLAGS.output_dir, vocab_file, dict(task.model_info(FLAGS.data_dir),
                                                                 do_lower_case=bool(do_lower_case),
                                                                 max_seq_length=FLAGS.max_seq_length))
         sort_window = training.SORT_WINDOW if FLAGS.group_by_length else 1
@@ -468,16 +467,6 @@ def log_label_counts(log, source, counts):
     log.log((), {"train_label_counts": counts},
             text=f"label set ({source}), {len(counts)} labels, with their counts in the training data: "
                  + ", ".join(f"{label} {n} ({100 * n / total:.1f}%)" for label, n in counts.items()))
-
-
-def save_model_files(output_dir, vocab_file, info):
-    """What predicting from the output folder alone needs besides label_map.json and bert_config.json: the
-    vocabulary (vocab.txt) and model_info.json (casing, max_seq_length, entity type), written atomically."""
-    target = os.path.join(output_dir, "vocab.txt")
-    if os.path.abspath(vocab_file) != os.path.abspath(target):
-        with open(vocab_file, "rb") as src, atomic_open(target, "wb") as dst:
-            dst.write(src.read())
-    checkpoints.write_json(os.path.join(output_dir, checkpoints.MODEL_INFO), info)
 
 
 def log_profile(log, split, examples, phases):

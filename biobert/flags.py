@@ -142,7 +142,7 @@ HELP_GROUPS = (
                   "allreduce_post_accumulation", "group_by_length", "ner_label_scheme", "seed", "init_loss_scale",
                   "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob", "dupe_factor", "random_seed",
                   "do_whole_word_mask")),
-    ("Evaluation and prediction", ("eval_batch_size", "predict_batch_size", "max_eval_steps")),
+    ("Evaluation and prediction", ("eval_batch_size", "predict_batch_size", "max_eval_steps", "eval_before_training")),
     ("Precision, XLA and distribution", ("amp", "use_xla", "horovod")),
     ("Logging", ("dllog_path", "iterations_per_loop", "display_loss_steps", "report_loss")),
     ("Accepted for compatibility", ("do_prepare",)),

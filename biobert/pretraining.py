@@ -17,7 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import defaults, modeling, pretraining_data, training
+from biobert import checkpoints, defaults, modeling, pretraining_data, training
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
 
@@ -103,9 +103,19 @@ def run(FLAGS):
     results = {}
     for files in ([FLAGS.input_files_dir] if FLAGS.do_train else []) + ([FLAGS.eval_files_dir] if FLAGS.do_eval else []):
         check_records(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    eval_dataset = None
+    if FLAGS.do_eval:
+        eval_dataset = pretraining_data.pretraining_dataset(
+            FLAGS.eval_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.eval_batch_size,
+            is_training=False, seed=FLAGS.seed)
     if FLAGS.do_train:
         if runtime.is_chief:
             config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
+            save_vocabulary(FLAGS, log)
+        if eval_dataset is not None and step == 0 and FLAGS.eval_before_training:
+            # The "before" figure on the same held-out records: what training is measured against.
+            results.update({f"before_{k}": v for k, v in
+                            held_out_evaluation(FLAGS, trainer, eval_dataset, log, "eval before training").items()})
         worker_batch = global_batch // runtime.num_workers
         context = tf.distribute.InputContext(num_input_pipelines=runtime.num_workers,
                                              input_pipeline_id=runtime.worker_index,
@@ -123,21 +133,39 @@ def run(FLAGS):
                     on_save=lambda at: position.save(iterator, at))
         results["global_step"] = int(trainer.global_step.numpy())
     if FLAGS.do_eval:
-        dataset = pretraining_data.pretraining_dataset(
-            FLAGS.eval_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.eval_batch_size,
-            is_training=False, seed=FLAGS.seed)
-        start = time.time()
-        figures = evaluate(trainer, dataset.as_numpy_iterator(), FLAGS.max_eval_steps, log)
-        elapsed = time.time() - start
-        figures["throughput_val"] = figures["eval_steps"] * FLAGS.eval_batch_size / elapsed
-        results.update(figures)
+        results.update(held_out_evaluation(FLAGS, trainer, eval_dataset, log, "eval"))
         results["global_step"] = int(trainer.global_step.numpy())
-        log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
-        trainer.write_summaries(results["global_step"], figures, prefix="eval/")
         if runtime.is_chief:
             write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
     log.close()
     return results
+
+
+def held_out_evaluation(FLAGS, trainer, dataset, log, label):
+    """``evaluate`` on the eval records at the current step, logged (run log, TensorBoard ``eval/`` at that step)
+    and returned with its throughput."""
+    start = time.time()
+    figures = evaluate(trainer, dataset.as_numpy_iterator(), FLAGS.max_eval_steps, log)
+    figures["throughput_val"] = figures["eval_steps"] * FLAGS.eval_batch_size / (time.time() - start)
+    step = int(trainer.global_step.numpy())
+    log.log((), figures, text=f"{label} (step {step}): " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
+    trainer.write_summaries(step, figures, prefix="eval/")
+    return figures
+
+
+def save_vocabulary(FLAGS, log):
+    """Make the output folder a complete --init_checkpoint for run_ner.py / run_re.py: vocab.txt (--vocab_file,
+    else the one beside --init_checkpoint) and model_info.json (casing, sequence length), beside the
+    bert_config.json and checkpoints."""
+    vocab_file = FLAGS.vocab_file or checkpoints.model_files(FLAGS.init_checkpoint)["vocab"]
+    if not vocab_file:
+        log.info("warning: no vocabulary known (--vocab_file, or vocab.txt beside --init_checkpoint): the output "
+                 "folder gets no vocab.txt, and fine-tuning from it needs --vocab_file")
+        return
+    if not os.path.isfile(vocab_file):
+        raise InputError("vocabulary file not found", path=vocab_file)
+    checkpoints.save_model_files(FLAGS.output_dir, vocab_file, {"do_lower_case": bool(FLAGS.do_lower_case),
+                                                                "max_seq_length": FLAGS.max_seq_length})
 
 
 class InputPosition:

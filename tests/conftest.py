@@ -89,7 +89,8 @@ def ner_slice(tmp_path_factory, shared_data, cased_vocab):
 
 @pytest.fixture(scope="session")
 def records(shared_data, uncased_vocab, tmp_path_factory):
-    """Sentence-per-line documents from the first 120 articles, as phase-1 (64/10) and phase-2 (128/20) records."""
+    """Sentence-per-line documents of the PubMed sample as phase-1 (64/10) and phase-2 (128/20) records: training
+    from the first 120 articles, test (held out) from the next 60."""
     import sys
 
     from helpers import run_python, tiny_config
@@ -100,15 +101,18 @@ def records(shared_data, uncased_vocab, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     lines = (shared_data / "pubmed" / "PubMedAbstract_1MB.txt").read_text(encoding="utf-8").splitlines()
     segmenter = TextSharding.NLTKSegmenter(train_text="\n".join(lines), use_downloaded=False)
-    articles = [line for line in lines if line.strip()][:120]
-    text = root / "sentences.txt"
-    text.write_text("".join("\n".join(segmenter.segment_string(a)) + "\n\n" for a in articles), encoding="utf-8")
+    articles = [line for line in lines if line.strip()]
+    texts = {}
+    for split, chosen in (("training", articles[:120]), ("test", articles[120:180])):   # test: text never trained on
+        texts[split] = root / f"sentences_{split}.txt"
+        texts[split].write_text("".join("\n".join(segmenter.segment_string(a)) + "\n\n" for a in chosen),
+                                encoding="utf-8")
     out = {}
     for phase, seq, pred in ((1, 64, 10), (2, 128, 20)):
         for split, dupe in (("training", 3), ("test", 1)):
             folder = root / f"phase{phase}" / split
             folder.mkdir(parents=True)
-            run_python([REPO / "create_pretraining_data.py", f"--input_file={text}",
+            run_python([REPO / "create_pretraining_data.py", f"--input_file={texts[split]}",
                         f"--output_file={folder / 'part-0.tfrecord'}", f"--vocab_file={uncased_vocab}",
                         "--do_lower_case", f"--max_seq_length={seq}", f"--max_predictions_per_seq={pred}",
                         f"--dupe_factor={dupe}", f"--random_seed={12345 + (split == 'test')}"])

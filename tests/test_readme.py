@@ -28,6 +28,7 @@ KINDS = [
     ("pretraining_recipe", "sbatch -N4", "dry"),
     ("biobert_weights", "BERT_DIR=/data/biobert_v1.1_pubmed", "dry"),
     ("tag_own_text", "run_biobert_finetuning_inference.sh ner_bc5cdr-chem", "slow"),
+    ("continue_pretraining", "bash scripts/continue_pretraining.sh", "slow"),
 ]
 
 
@@ -135,6 +136,16 @@ def test_ner_script_block_first_look(clone):
 def test_run_ner_block(clone):
     run_block(block("run_ner"), clone)
     assert (clone[0] / "results" / "chem" / "test_results_conlleval.txt").is_file()
+    assert_clean(clone[0])
+
+
+@pytest.mark.slow
+def test_continue_pretraining_block(clone):
+    proc = run_block(block("continue_pretraining"), clone)
+    work = clone[0] / "results" / "continue_pretraining"
+    results = dict(line.split(" = ") for line in (work / "pretrained" / "eval_results.txt").read_text().splitlines())
+    assert results["global_step"] == "20" and "before_masked_lm_accuracy" in results
+    assert (work / "ner_chem" / "test_results_conlleval.txt").is_file(), proc.stdout[-3000:]
     assert_clean(clone[0])
 
 

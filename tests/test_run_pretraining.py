@@ -4,7 +4,13 @@ import os
 import re
 
 import numpy as np
-from helpers import run_python
+import pytest
+import tensorflow as tf
+from helpers import minilm_folder, run_python
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from biobert import checkpoints, modeling
+from biobert.config import BertConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,13 +56,18 @@ def test_phase1_then_phase2_from_its_checkpoint(records, tmp_path):
     np.testing.assert_allclose(rates(os.path.join(p1, "dllog.json")), expected_rates, rtol=1e-5)
     first = results(os.path.join(p1, "eval_results.txt"))
     assert first["global_step"] == 60
-    # The same model untrained: one step at the first warm-up rate, 0, leaves the initial weights.
-    untrained = str(tmp_path / "untrained")
-    python("run_pretraining.py", args_for(records, 1, untrained, num_train_steps=1) + ["--do_train", "--do_eval"])
-    before = results(os.path.join(untrained, "eval_results.txt"))
+    # The same held-out records evaluated before the first step (--eval_before_training, on by default).
+    before = {k[len("before_"):]: v for k, v in first.items() if k.startswith("before_")}
     # 60 short steps raise the held-out masked-LM accuracy from chance (1 in 30522) to the frequent words' share,
     # and lower the masked-LM loss from about ln 30522 = 10.3.
     assert before["masked_lm_accuracy"] < 0.01 and before["masked_lm_loss"] > 9.5, before
+    # Both figures in TensorBoard, at step 0 and at the last step.
+    events = EventAccumulator(os.path.join(p1, "tensorboard"))
+    events.Reload()
+    tensorboard = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("eval/masked_lm_accuracy")}
+    assert sorted(tensorboard) == [0, 60]
+    assert tensorboard[0] == pytest.approx(before["masked_lm_accuracy"], rel=1e-4)
+    assert tensorboard[60] == pytest.approx(first["masked_lm_accuracy"], rel=1e-4)
     assert first["masked_lm_accuracy"] > before["masked_lm_accuracy"] + 0.03, (before, first)
     assert first["masked_lm_loss"] < before["masked_lm_loss"] - 2.0, (before, first)
     # Phase 2 at sequence length 128 starts from phase 1's weights (heads included) and its own step 0.
@@ -99,3 +110,57 @@ def test_adam_pretraining_rate_decays_linearly_from_the_end_of_warm_up(records, 
            + ["--do_train"])
     expected = [1e-3 * (k / 3 if k < 3 else (9 - k) / 6) for k in range(9)]
     np.testing.assert_allclose(rates(os.path.join(out, "dllog.json")), expected, rtol=1e-5)
+
+
+def test_pretraining_output_folder_is_an_init_checkpoint_for_run_ner(records, ner_slice, uncased_vocab, tmp_path):
+    """The hand-over with no conversion: run_pretraining.py's output folder (checkpoint, bert_config.json, and the
+    vocab.txt and model_info.json it now writes) given as run_ner.py --init_checkpoint; every encoder weight
+    arrives as pre-trained (a fine-tuning step at rate 0 leaves them in run_ner's own checkpoint)."""
+    pre = str(tmp_path / "pre")
+    python("run_pretraining.py", args_for(records, 1, pre, num_train_steps=3, vocab_file=uncased_vocab)
+           + ["--do_train"])
+    assert open(os.path.join(pre, "vocab.txt"), "rb").read() == open(uncased_vocab, "rb").read()
+    assert checkpoints.read_model_info(pre) == {"do_lower_case": True, "max_seq_length": 64}
+    ner = str(tmp_path / "ner")
+    proc = python("run_ner.py", [f"--data_dir={ner_slice['data']}", f"--output_dir={ner}", f"--init_checkpoint={pre}",
+                                 "--do_train", "--do_lower_case", "--max_seq_length=64", "--num_train_steps=1",
+                                 "--learning_rate=0", "--train_batch_size=8", "--noamp", "--nouse_xla",
+                                 "--save_checkpoints_steps=1"])
+    assert re.search(r"loaded \d+ variables from .*pre/model.ckpt-3", proc.stdout), proc.stdout
+    trained, fine = checkpoints.TensorSource(pre), checkpoints.TensorSource(ner)
+    model = modeling.build(modeling.BertPretrainer(BertConfig.from_json_file(os.path.join(pre, "bert_config.json"))))
+    encoder = [name for name in modeling.variable_map(model) if modeling.is_bert_variable(name)]
+    assert len(encoder) == 5 + 16 * 2 + 2         # embeddings, 2 layers, pooler of the tiny config
+    for name in encoder:
+        np.testing.assert_array_equal(fine.get(name), trained.get(name), err_msg=name)
+
+
+def test_continuing_from_minilm_starts_a_fresh_mlm_head_tied_to_its_embeddings(records, tmp_path):
+    """MiniLM ships no cls/ heads: run_pretraining.py from its folder says in one line which start fresh, takes
+    its vocabulary along; the fresh MLM output layer is the word-embedding matrix itself (no separate weight)."""
+    out = str(tmp_path / "minilm")
+    proc = python("run_pretraining.py", args_for(records, 1, out, num_train_steps=1, train_batch_size=2,
+                                                 init_checkpoint=minilm_folder(), bert_config_file="")
+                  + ["--do_train"])
+    fresh = [line for line in proc.stdout.splitlines() if "newly initialised" in line]
+    assert len(fresh) == 1 and "cls/predictions/output_bias" in fresh[0], proc.stdout
+    assert "cls/seq_relationship/output_weights" in fresh[0] and "bert/" not in fresh[0].split("initialised:")[1]
+    assert os.path.isfile(os.path.join(out, "vocab.txt"))
+    # In process: after loading MiniLM, changing one word's embedding row changes that word's MLM logit (and only
+    # its own, for an input that does not contain the word): the output projection reads the embedding matrix.
+    config = BertConfig.from_json_file(os.path.join(minilm_folder(), "config.json"))
+    model = modeling.build(modeling.BertPretrainer(config))
+    variables = modeling.variable_map(model)
+    checkpoints.load_weights(variables, minilm_folder(), log=lambda *_: None)
+    assert not any(name.startswith("cls/predictions/output_weights") for name in variables)
+    batch = {"input_ids": np.array([[101, 2023, 2003, 103, 102]]), "input_mask": np.ones((1, 5), np.int64),
+             "segment_ids": np.zeros((1, 5), np.int64), "masked_lm_positions": np.array([[3]])}
+    before = model(batch)[0].numpy()[0, 0]
+    word = 7592
+    table = model.bert.embeddings.word_embeddings
+    # a random change (a constant one would be invisible: the fresh head's LayerNorm output sums to 0)
+    delta = np.random.default_rng(0).standard_normal((1, config.hidden_size)).astype(np.float32)
+    table.assign(tf.tensor_scatter_nd_add(table, [[word]], delta))
+    after = model(batch)[0].numpy()[0, 0]
+    changed = np.flatnonzero(np.abs(after - before) > 1e-6)
+    assert changed.tolist() == [word]

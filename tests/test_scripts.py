@@ -464,7 +464,8 @@ def test_pretraining_phase_1_defaults(sb):
     assert f["output_dir"] == str(sb.results / "biobert_phase_1")
     assert f["init_checkpoint"] == str(sb.data / BASE_UNCASED / "bert_model.ckpt")
     assert f["bert_config_file"] == str(sb.data / BASE_UNCASED / "bert_config.json")
-    assert "vocab_file" not in f, "run_pretraining.py has no --vocab_file"
+    assert "vocab_file" not in f, "the vocabulary comes from beside --init_checkpoint (Google's vocab.txt)"
+    assert f["do_lower_case"] == "true"        # recorded in the output's model_info.json for fine-tuning
     expected = {"train_batch_size": "128", "learning_rate": "9.625e-5", "num_warmup_steps": "1953",
                 "num_train_steps": "19531", "num_accumulation_steps": "32", "save_checkpoints_steps": "5000",
                 "eval_batch_size": "80", "max_seq_length": "128", "max_predictions_per_seq": "20",
@@ -484,7 +485,7 @@ def test_pretraining_phase_1_positional_and_mpirun(sb):
     assert (f["train_batch_size"], f["learning_rate"], f["num_warmup_steps"], f["num_train_steps"]) == \
         ("64", "1e-4", "10", "100")
     assert (f["num_accumulation_steps"], f["save_checkpoints_steps"], f["eval_batch_size"]) == ("4", "50", "8")
-    assert "lower_case_0_seq_len_128" in f["input_files_dir"]
+    assert "lower_case_0_seq_len_128" in f["input_files_dir"] and f["do_lower_case"] == "false"
     assert "cased_L-12_H-768_A-12" in f["bert_config_file"] and "uncased" not in f["bert_config_file"]
     assert f["horovod"] is True and f["noamp"] is True and f["nouse_xla"] is True
     assert "phase1_cased_true_fp32_gbs512." in proc.stderr  # 64 * 2 GPUs * 4 accumulation steps

@@ -442,7 +442,7 @@ bb_pretrain_main() {
         "${MODEL_FILE_FLAGS[@]}" \
         "--dllog_path=$ckpt_dir/bert_dllog.json" \
         --do_train=true --do_eval=true \
-        --optimizer_type=lamb \
+        --optimizer_type=lamb "$CASE_FLAG" \
         "--train_batch_size=$train_batch_size" \
         "--eval_batch_size=$eval_batch_size" \
         "--max_seq_length=$PT_SEQ" \
