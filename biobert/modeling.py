@@ -139,13 +139,12 @@ def dense(units, config, scope, act=None):
 
 
 class LayerNormalization(keras.layers.LayerNormalization):
-    """Keras LayerNormalization over the last axis, written as tf.nn.moments + tf.nn.batch_normalization: the
-    subgraph TensorFlow's remapper replaces by oneDNN's layer normalization (one primitive instead of about nine
-    element-wise ops) when nothing else uses its pieces, i.e. in inference. Same weights (gamma, beta), same
-    arithmetic in float32; a bfloat16 input is normalised in float32."""
+    """Keras LayerNormalization over the last axis; in inference written as tf.nn.moments +
+    tf.nn.batch_normalization, fewer element-wise ops than Keras's form (whose gradient is the faster one, so
+    training keeps it). Same weights (gamma, beta), float32 arithmetic; a bfloat16 input is normalised in float32."""
 
     def call(self, inputs, training=None):
-        if training is not False:       # training (or not said): Keras's form, whose gradient is faster
+        if training is not False:       # training (or not said): Keras's form
             return super().call(inputs)
         x = tf.cast(inputs, tf.float32)
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)

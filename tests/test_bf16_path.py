@@ -102,7 +102,7 @@ def test_bf16_inference_graph_has_the_fusable_patterns():
     # two attention products in bfloat16, softmax in float32
     assert counts[("BatchMatMulV2", "bfloat16")] == 2 * layers
     assert counts[("Softmax", "float32")] == layers
-    # LayerNorm as moments + batch_normalization (the remapper's layer-norm pattern): one Rsqrt each, no Neg
+    # LayerNorm as moments + batch_normalization (not Keras's form, which has a Neg): one Rsqrt each
     assert counts[("Rsqrt", "float32")] == 2 * layers + 1 and counts[("Neg", "float32")] == 0
 
 
