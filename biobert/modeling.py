@@ -150,8 +150,8 @@ class LayerNormalization(keras.layers.LayerNormalization):
             return super().call(inputs)
         x = tf.cast(inputs, tf.float32)
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        y = tf.nn.batch_normalization(x, mean, variance, offset=self.beta, scale=self.gamma,
-                                      variance_epsilon=self.epsilon)
+        y = tf.nn.batch_normalization(x, mean, variance, offset=tf.cast(self.beta, tf.float32),
+                                      scale=tf.cast(self.gamma, tf.float32), variance_epsilon=self.epsilon)
         return tf.cast(y, self.compute_dtype)
 
 

@@ -2,6 +2,7 @@
 inference graph is made of (the patterns oneDNN fuses)."""
 import collections
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -120,3 +121,12 @@ def test_float32_graph_unchanged_by_the_bf16_path():
     counts = op_counts(f32, batch())
     assert not any(dtype == "bfloat16" for _, dtype in counts)
     assert counts[("Softmax", "float32")] == config().num_hidden_layers
+
+
+def test_mixed_float16_inference_still_builds_and_runs():
+    # the GPU policy (float16 compute, float32 weights): LayerNorm's inference form reads its weights in float32
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    modeling.set_matmul_dtype(None)
+    model = modeling.build(modeling.BertClassifier(config(), 5, per_token=True))
+    out = model(batch(), training=False)
+    assert out.dtype == tf.float32 and np.all(np.isfinite(out.numpy()))
