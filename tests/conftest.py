@@ -123,3 +123,19 @@ def records(shared_data, uncased_vocab, tmp_path_factory):
                 max_position_embeddings=128).to_json_file(config)
     out["config"] = config
     return out
+
+
+@pytest.fixture(scope="session")
+def uncased(uncased_vocab):
+    """BERT's uncased tokenizer on the real bert-base-uncased vocabulary."""
+    from biobert.tokenization import FullTokenizer
+
+    return FullTokenizer(uncased_vocab, do_lower_case=True)
+
+
+@pytest.fixture(scope="session")
+def cased(cased_vocab):
+    """BERT's cased tokenizer on the real bert-base-cased vocabulary."""
+    from biobert.tokenization import FullTokenizer
+
+    return FullTokenizer(cased_vocab, do_lower_case=False)

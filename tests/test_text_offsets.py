@@ -12,16 +12,6 @@ from biobert import rawtext
 from biobert.tokenization import FullTokenizer, WordpieceTokenizer
 
 
-@pytest.fixture(scope="module")
-def uncased(uncased_vocab):
-    return FullTokenizer(uncased_vocab, do_lower_case=True)
-
-
-@pytest.fixture(scope="module")
-def cased(cased_vocab):
-    return FullTokenizer(cased_vocab, do_lower_case=False)
-
-
 def spans(text, tokenizer):
     return [(w.text, w.start, w.end) for w in rawtext.words_with_offsets(text, tokenizer)]
 

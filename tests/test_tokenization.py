@@ -17,16 +17,6 @@ from biobert.tokenization import (BasicTokenizer, FullTokenizer, WordpieceTokeni
 TOY_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]
 
 
-@pytest.fixture(scope="module")
-def uncased(uncased_vocab):
-    return FullTokenizer(uncased_vocab, do_lower_case=True)
-
-
-@pytest.fixture(scope="module")
-def cased(cased_vocab):
-    return FullTokenizer(cased_vocab, do_lower_case=False)
-
-
 @pytest.fixture
 def toy_vocab_file(tmp_path):
     path = tmp_path / "vocab.txt"
