@@ -384,7 +384,6 @@ def run(task, FLAGS):
         runtime, lambda: modeling.BertClassifier(bert_config, task.num_labels, per_token=task.per_token),
         task.loss_fn, train_config, log)
 
-    resumed = checkpoints.latest_checkpoint(FLAGS.output_dir)
     if FLAGS.do_train:
         # Every worker, also with no checkpoint: they check they agree.
         trainer.restore_or_initialise(FLAGS.init_checkpoint)
@@ -412,12 +411,14 @@ def run(task, FLAGS):
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
                  f"{train_config.num_warmup_steps} warm-up steps, {order}")
         trainer.fit(batches)
-    elif resumed or FLAGS.init_checkpoint:
-        # Evaluating a saved model: the results carry the step it was saved at, as the original's estimator did.
-        trainer.load_weights(resumed or FLAGS.init_checkpoint, require_heads=True, step=trainer.global_step)
     else:
-        raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
-                         path=FLAGS.output_dir)
+        # Evaluating a saved model (output_dir's newest, else --init_checkpoint): the results carry the step it was
+        # saved at, as the original's estimator did.
+        source = checkpoints.latest_checkpoint(FLAGS.output_dir) or FLAGS.init_checkpoint
+        if not source:
+            raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
+                             path=FLAGS.output_dir)
+        trainer.load_weights(source, require_heads=True, step=trainer.global_step)
 
     results = {"global_step": int(trainer.global_step.numpy())}
     for split, batch_size, do in (("eval", FLAGS.eval_batch_size, FLAGS.do_eval),
