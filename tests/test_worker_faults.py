@@ -142,6 +142,23 @@ def finish(procs, timeout=600):
             p.kill()
 
 
+def worker_0_error(procs, marker, sig, after=0.0):
+    """Once ``marker`` exists (and ``after`` seconds more) send ``sig`` to worker 1; worker 0 must exit 1 with one
+    error line. Returns (that line, worker 0's output)."""
+    try:
+        wait_for(marker, procs)
+        time.sleep(after)
+        procs[1].send_signal(sig)
+        output = procs[0].communicate(timeout=300)[0]
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[0].returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    return errors[0], output
+
+
 def wait_for(path, procs, timeout=300):
     deadline = time.time() + timeout
     while not os.path.exists(path):
@@ -234,19 +251,11 @@ def test_a_hung_worker_stops_the_other_after_the_collective_timeout(worker, tmp_
     30 s, or its heartbeats would notice)."""
     marker = tmp_path / "starting"
     procs = start(worker, tmp_path / "shared", 10 ** 6, timeout=3, slow_start=0.01, start_marker=str(marker))
-    try:
-        wait_for(marker, procs)
-        time.sleep(8)                                   # training, no checkpoint (the watchdog rests in those)
-        procs[1].send_signal(signal.SIGSTOP)
-        output = procs[0].communicate(timeout=300)[0]
-    finally:
-        for p in procs:
-            p.kill()
-    assert procs[0].returncode == 1, output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "lost contact with another worker" in errors[0], output
+    # 8 s into training, away from checkpoints (the watchdog rests in those)
+    error, output = worker_0_error(procs, marker, signal.SIGSTOP, after=8)
+    assert "lost contact with another worker" in error, output
     assert re.search(r"no step completed in \d+ s, BIOBERT_COLLECTIVE_TIMEOUT \(3 s\) over the longest step",
-                     errors[0]), errors[0]
+                     error), error
 
 
 def test_a_worker_killed_before_the_first_step_stops_the_other_with_the_one_line_error(worker, tmp_path):
@@ -254,16 +263,8 @@ def test_a_worker_killed_before_the_first_step_stops_the_other_with_the_one_line
     stops with the same one line as for a worker lost mid-training."""
     marker = tmp_path / "starting"
     procs = start(worker, tmp_path / "shared", 10, slow_start=60, start_marker=str(marker))
-    try:
-        wait_for(marker, procs)
-        procs[1].send_signal(signal.SIGKILL)
-        output = procs[0].communicate(timeout=300)[0]
-    finally:
-        for p in procs:
-            p.kill()
-    assert procs[0].returncode == 1, output
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "lost contact with worker 1" in errors[0] and "resume" in errors[0], output
+    error, output = worker_0_error(procs, marker, signal.SIGKILL)
+    assert "lost contact with worker 1" in error and "resume" in error, output
 
 
 def test_a_signal_while_no_training_step_is_under_way_exits_75_at_once():
