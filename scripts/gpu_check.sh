@@ -5,7 +5,7 @@
 # Prints one row per run: throughput (sentences/s over the timed steps), the last logged loss, and the loss
 # scale; float16 and float32 losses should agree to about 1e-2, and 1 GPU vs 2 GPUs to the same.
 #
-# Usage (on a GPU node, after scripts/install.sh):  bash benchmarks/gpu_check.sh [work_dir]
+# Usage (on a GPU node, after scripts/install.sh):  bash scripts/gpu_check.sh [work_dir]
 # Environment: SHARED_DATA [../shared/data], MINILM [the installed all-MiniLM-L6-v2 folder], PYTHON [python],
 #   STEPS [40], GPU_CHECK_ON_CPU=1 runs the same commands on the CPU (to check the script itself; no mpirun rows).
 set -euo pipefail
