@@ -105,16 +105,14 @@ class Word:
 
 
 def _char_kind(char):
-    """What BasicTokenizer's cleaning does with ``char``: 'drop', 'space', 'pad' (CJK) or 'keep'.
+    """What BasicTokenizer's cleaning does with ``char``: tokenization.DROP, SPACE, PAD (CJK) or KEEP.
 
     A kept character that ``str.split`` treats as whitespace (U+2028, U+2029, ...) separates words as well,
     as it does in BasicTokenizer's whitespace_tokenize."""
-    action = tokenization._char_action(char)
-    if action == tokenization._DROP:
-        return "drop"
-    if action == tokenization._SPACE or (action == tokenization._KEEP and char.isspace()):
-        return "space"
-    return "pad" if action == tokenization._PAD else "keep"
+    action = tokenization.char_action(char)
+    if action == tokenization.KEEP and char.isspace():
+        return tokenization.SPACE
+    return action
 
 
 def _normalise(chars, do_lower_case):
@@ -128,10 +126,10 @@ def _normalise(chars, do_lower_case):
     keep theirs; otherwise every output character gets the whole token's span."""
     if not do_lower_case:
         return [(c, i, i + 1) for c, i in chars]
-    whole = tokenization.BasicTokenizer._run_strip_accents("".join(c for c, _ in chars).lower())
+    whole = tokenization.strip_accents("".join(c for c, _ in chars).lower())
     out = []
     for c, i in chars:
-        produced = tokenization.BasicTokenizer._run_strip_accents(c.lower())
+        produced = tokenization.strip_accents(c.lower())
         if not produced:
             if out:
                 ch, s, _ = out[-1]
@@ -155,7 +153,7 @@ def basic_words(text, do_lower_case):
             return
         current = []
         for ch, s, e in _normalise(chars, do_lower_case):
-            if tokenization._is_punctuation(ch):
+            if tokenization.is_punctuation(ch):
                 if current:
                     words.append(current)
                     current = []
@@ -168,12 +166,12 @@ def basic_words(text, do_lower_case):
     token = []
     for index, char in enumerate(text):
         kind = _char_kind(char)
-        if kind == "drop":
+        if kind == tokenization.DROP:
             continue
-        if kind == "space":
+        if kind == tokenization.SPACE:
             flush(token)
             token = []
-        elif kind == "pad":
+        elif kind == tokenization.PAD:
             flush(token)
             token = []
             flush([(char, index)])

@@ -118,21 +118,21 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
     )
 
 
-def _is_whitespace(char):
+def is_whitespace(char):
     """True for space, tab, newline, carriage return and Unicode category Zs."""
     if char in " \t\n\r":
         return True
     return unicodedata.category(char) == "Zs"
 
 
-def _is_control(char):
+def is_control(char):
     """True for Unicode categories Cc and Cf, except tab/newline/carriage return (whitespace)."""
     if char in "\t\n\r":
         return False
     return unicodedata.category(char) in ("Cc", "Cf")
 
 
-def _is_punctuation(char):
+def is_punctuation(char):
     """True for every non-alphanumeric printable ASCII character and Unicode category P*."""
     cp = ord(char)
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
@@ -153,36 +153,45 @@ _CJK_RANGES = (
 )
 
 
-def _is_chinese_char(cp):
+def is_cjk_char(cp):
     """True if code point ``cp`` is a CJK ideograph (one of Google's ranges)."""
     return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
 
-# What the cleaning + CJK step does with one character.
-_DROP, _SPACE, _PAD, _KEEP = 0, 1, 2, 3
+# What the cleaning + CJK step of BasicTokenizer does with one character (``char_action``).
+DROP, SPACE, PAD, KEEP = "drop", "space", "pad", "keep"
 
 
 _CHAR_ACTIONS = {}  # memo: character -> action
 
 
-def _char_action(char):
-    """Cleaning action for ``char``: drop (NUL, U+FFFD, control), space, pad (CJK) or keep.
+def char_action(char):
+    """What BasicTokenizer's cleaning does with ``char``: DROP (NUL, U+FFFD, control characters), SPACE
+    (whitespace), PAD (a CJK ideograph, which becomes a word of its own) or KEEP.
 
-    Memoized per character (a few thousand distinct characters at most in practice).
+    Memoized per character: a text repeats few distinct characters.
     """
     action = _CHAR_ACTIONS.get(char)
     if action is None:
         cp = ord(char)
-        if cp == 0 or cp == 0xFFFD or _is_control(char):
-            action = _DROP
-        elif _is_whitespace(char):
-            action = _SPACE
-        elif _is_chinese_char(cp):
-            action = _PAD
+        if cp == 0 or cp == 0xFFFD or is_control(char):
+            action = DROP
+        elif is_whitespace(char):
+            action = SPACE
+        elif is_cjk_char(cp):
+            action = PAD
         else:
-            action = _KEEP
+            action = KEEP
         _CHAR_ACTIONS[char] = action
     return action
+
+
+def strip_accents(text):
+    """NFD-normalizes ``text`` and drops combining marks (category Mn): what uncased models do after lower-casing."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFD", text)
+    return "".join(char for char in text if unicodedata.category(char) != "Mn")
 
 
 class BasicTokenizer:
@@ -199,7 +208,7 @@ class BasicTokenizer:
         split_tokens = []
         for token in whitespace_tokenize(text):
             if self.do_lower_case:
-                token = self._run_strip_accents(token.lower())
+                token = strip_accents(token.lower())
             split_tokens.extend(self._run_split_on_punc(token))
         return whitespace_tokenize(" ".join(split_tokens))
 
@@ -214,22 +223,14 @@ class BasicTokenizer:
             return text  # common case: nothing to drop, pad or replace
         output = []
         for char in text:
-            action = _char_action(char)
-            if action == _KEEP:
+            action = char_action(char)
+            if action == KEEP:
                 output.append(char)
-            elif action == _SPACE:
+            elif action == SPACE:
                 output.append(" ")
-            elif action == _PAD:
+            elif action == PAD:
                 output.append(" " + char + " ")
         return "".join(output)
-
-    @staticmethod
-    def _run_strip_accents(text):
-        """NFD-normalizes ``text`` and drops combining marks (category Mn)."""
-        if text.isascii():
-            return text
-        text = unicodedata.normalize("NFD", text)
-        return "".join(char for char in text if unicodedata.category(char) != "Mn")
 
     @staticmethod
     def _run_split_on_punc(text):
@@ -237,7 +238,7 @@ class BasicTokenizer:
         output = []
         current = []
         for char in text:
-            if _is_punctuation(char):
+            if is_punctuation(char):
                 if current:
                     output.append("".join(current))
                     current = []
@@ -326,8 +327,8 @@ class FullTokenizer:
 
     def word_ids(self, word, cache_size=1 << 18):
         """The ids of ``tokenize(word)`` as a tuple, ``[UNK]``'s id alone when it tokenizes to nothing (a lone
-        control character). Cached per word (a corpus repeats its words: BC5CDR-chem test has 124669 words, 14k
-        distinct): the same ids as tokenizing each time, at a fraction of the cost."""
+        control character). Cached per word, since a corpus repeats its words: the same ids as tokenizing each
+        time, without tokenizing a word twice."""
         ids = self._word_ids.get(word)
         if ids is None:
             ids = tuple(self.convert_tokens_to_ids(self.tokenize(word) or [UNK_TOKEN]))

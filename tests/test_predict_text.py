@@ -54,7 +54,7 @@ def joined(a, b):
     letters and digits, or a combining mark after either; never a CJK ideograph."""
     def wordish(c):
         return c.isalnum() or unicodedata.category(c).startswith("M")
-    cjk = any(tokenization._is_chinese_char(ord(c)) for c in (a, b))
+    cjk = any(tokenization.is_cjk_char(ord(c)) for c in (a, b))
     return not cjk and wordish(a) and (b.isalnum() or unicodedata.category(b).startswith("M"))
 
 
@@ -206,7 +206,7 @@ def test_offsets_through_the_uncased_normalisation(uncased_vocab, cased_vocab, s
             for w in words:
                 piece = "".join(c for c in text[w.start:w.end] if not unicodedata.category(c).startswith("C"))
                 if lower:
-                    piece = tokenization.BasicTokenizer._run_strip_accents(piece.lower())
+                    piece = tokenization.strip_accents(piece.lower())
                 assert piece == w.text, (text[w.start:w.end], w.text)
     tokenizer = tokenization.FullTokenizer(uncased_vocab, do_lower_case=True)
     words = {w.text: tricky[0][w.start:w.end] for w in rawtext.words_with_offsets(tricky[0], tokenizer)}

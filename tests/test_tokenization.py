@@ -83,17 +83,17 @@ def test_convert_to_unicode_and_whitespace_tokenize():
 
 def test_character_classes_as_google():
     for char in (" ", "\t", "\r", "\n", "\u00a0", "\u3000"):
-        assert tokenization._is_whitespace(char)
+        assert tokenization.is_whitespace(char)
     for char in ("A", "-", "\u2028"):
-        assert not tokenization._is_whitespace(char)
+        assert not tokenization.is_whitespace(char)
     for char in ("\u0005", "\x0b", "\u200b", "\ufeff"):
-        assert tokenization._is_control(char)
+        assert tokenization.is_control(char)
     for char in ("A", " ", "\t", "\r", "\U0001F4A9", "\ue000"):
-        assert not tokenization._is_control(char)
+        assert not tokenization.is_control(char)
     for char in ("-", "$", "`", ".", "^", "~", "\u00bf", "\u2014", "\u00ab"):
-        assert tokenization._is_punctuation(char)
+        assert tokenization.is_punctuation(char)
     for char in ("A", " ", "\u00b1", "\u00a9"):
-        assert not tokenization._is_punctuation(char)
+        assert not tokenization.is_punctuation(char)
 
 
 # ---------------------------------------------------------------- BasicTokenizer
