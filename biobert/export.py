@@ -12,11 +12,21 @@
              label_id [B] int32
       predict_ids(input_ids, input_mask, segment_ids: int32 [B, T])  -> probabilities ([B, T, L] or [B, 6])
         the same model on token ids from any tokenizer (Python's biobert.tokenization, for one).
+      tokenize(text: string [B])                     the in-graph pieces of each string, with byte offsets
 
 Each input string is one sequence: [CLS] + its WordPiece pieces (truncated to max_seq_length - 2) + [SEP]; split
 documents into sentences first (run_ner.py --predict_file does, with Punkt, and cuts long sentences into windows).
 The tokenizer is tensorflow-text's FastBertTokenizer over the same vocabulary, lower-casing and stripping accents
 (NFD) for uncased models, words over 200 bytes [UNK]. Loading needs ``import tensorflow_text`` (its ops).
+
+The in-graph ids equal biobert.tokenization's on natural text (tests/test_predict_text.py compares them on every
+BC5CDR test sentence and every line of the PubMed sample, cased and uncased). They differ on constructed text:
+- a control or format character inside a word (soft hyphen, zero-width space, U+0085) splits the word there,
+  where ours drops the character and joins the halves;
+- uncased, the graph applies NFKC case folding (ligature ``ﬁ`` -> ``fi``, full-width ``ＡＢＣ`` -> ``abc``,
+  ``ß`` -> ``ss``, ``Ⅻ`` -> ``xii``) and no final sigma (``ΟΔΟΣ`` -> ``οδοσ``, ours ``οδος``);
+- a non-ASCII word of over 200 bytes but at most 200 characters is [UNK] in the graph and split by ours.
+For such text, tokenize with biobert.tokenization and call ``predict_ids``.
 """
 import json
 import os

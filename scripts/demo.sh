@@ -13,7 +13,7 @@
 #   EPOCHS        training epochs                                      [3]
 #   PYTHON        interpreter                                          [python]
 #   DRY_RUN=1     print the fine-tuning command instead of running it
-# Figures (about 10 minutes and F1 88.29 on 2 cores with bfloat16 arithmetic; EPOCHS=1: 86.26): BENCHMARKS.md.
+# Time and F1 on the CPUs it was measured on: BENCHMARKS.md, "BC5CDR NER fine-tuning".
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python}"

@@ -13,6 +13,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 BENCHMARKS = (REPO / "BENCHMARKS.md").read_text()
+DOCS = {f"docs/{p.name}": p.read_text() for p in sorted((REPO / "docs").glob("*.md"))}   # the README's detail pages
 ABSL_SCRIPTS = ["run_ner.py", "run_re.py", "run_pretraining.py", "create_pretraining_data.py",
                 "data/ChemProtTextFormatting.py", "re_eval.py", "convert.py"]
 RUNS = {"biobert/re_eval.py": "re_eval.py", "biobert/convert.py": "convert.py"}   # the path runs the entry point
@@ -35,10 +36,17 @@ def figures(text):
 
 
 def test_every_readme_figure_is_in_benchmarks():
-    missing = sorted(f for f in figures(prose(README))
-                     if not re.search(r"(?<![\d.])" + re.escape(f) + r"(?!\d)", BENCHMARKS))
-    # versions named in prose (TensorFlow 2.21, Horovod 0.28.1 has two dots) are in BENCHMARKS' machine line too
-    assert missing == []
+    for text in (README, *DOCS.values()):
+        missing = sorted(f for f in figures(prose(text))
+                         if not re.search(r"(?<![\d.])" + re.escape(f) + r"(?!\d)", BENCHMARKS))
+        # versions named in prose (TensorFlow 2.21, Horovod 0.28.1 has two dots) are in BENCHMARKS' machine line too
+        assert missing == []
+
+
+def test_every_docs_page_the_readme_names_exists():
+    named = set(re.findall(r"docs/[\w-]+\.md", README))
+    assert named, "README points to no docs/ page"
+    assert named <= set(DOCS), sorted(named - set(DOCS))
 
 
 def test_figures_finds_decimals_only():
@@ -109,7 +117,7 @@ def accepted(script, absl_flags):
 
 def test_every_documented_command_uses_flags_its_script_accepts(absl_flags):
     checked = 0
-    for text in (README, BENCHMARKS):
+    for text in (README, BENCHMARKS, *DOCS.values()):
         for script, flags_used in commands(text):
             script = script.replace("/work/wt43/", "")
             assert (REPO / script).is_file(), script
