@@ -75,11 +75,9 @@ def set_matmul_dtype(dtype):
     biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: the products (where the
     time goes) run in bfloat16, while weights, biases, residual sums, LayerNorm and softmax stay in float32; in
     training each dense product returns to float32 before its bias, in inference the values between products
-    where oneDNN fuses them (the GELU layer, query/key/value, attention) stay bfloat16 (see Dense). Keras's
-    mixed_bfloat16 policy with Keras's Dense rounds every activation and gradient between the products and sums
-    bias gradients in bfloat16: ~3 % error on MiniLM's encoder gradients
-    (13-40 % on its biases) against 0.5 % this way, which is also faster on a CPU (measured with
-    benchmarks/precision_gradients.py, removed since: ``git log -- benchmarks/precision_gradients.py``).
+    where oneDNN fuses them (the GELU layer, query/key/value, attention) stay bfloat16 (see Dense). This instead
+    of Keras's mixed_bfloat16 policy, which rounds every activation and gradient between the products to bfloat16
+    and sums bias gradients in bfloat16, so its gradients, the biases' most, stray further from float32's.
     """
     _MATMUL_DTYPE[0] = dtype
 
@@ -402,7 +400,7 @@ def build(model):
 
     Each layer that holds weights is built from its input width, in the order a call would build them, then the
     layers around them. Calling an unbuilt model instead would trace it symbolically as a whole to find the
-    shapes, then run it: about 3 s of every start for MiniLM.
+    shapes, then run it, which would lengthen every start.
     """
     c = model.config
     width = (None, None, c.hidden_size)
