@@ -23,6 +23,7 @@ ALL_SCRIPTS = [SCRIPTS / name for name in (
     "run_pretraining_pubmed_base_phase_2.sh", "run_biobert.sub")] + [
     REPO / "scripts" / "docker" / "build.sh", REPO / "scripts" / "docker" / "launch.sh"]
 USER_SCRIPTS = [p for p in ALL_SCRIPTS if p.name != "common.sh"]
+ALL_SCRIPTS.append(REPO / "scripts" / "gpu_check.sh")     # its usage is its header, not -h
 
 # variables the scripts read; cleared so the caller's environment cannot leak into a test
 SCRIPT_VARS = """DATA_ROOT BERT_DIR VOCAB_FILE BERT_CONFIG BC5CDR_DATA CHEMPROT_DATA CHEMPROT_CORPUS
@@ -122,6 +123,16 @@ def test_help_prints_usage_and_runs_nothing(sb, script):
     assert proc.stdout.startswith("Usage:")
     assert "DRY_RUN:" not in proc.stdout
     assert not sb.results.exists()
+
+
+def test_gpu_check_without_a_gpu_stops_with_one_error_line(sb):
+    """scripts/gpu_check.sh (a user's check of a GPU node): where nvidia-smi lists no GPU it says so and runs nothing."""
+    work = sb.root / "gpu_check"
+    proc = sb.run(REPO / "scripts" / "gpu_check.sh", work, dry=False, MINILM=sb.root / "minilm")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: no GPU listed by nvidia-smi (GPU_CHECK_ON_CPU=1 runs the commands on the CPU)"]
+    assert not work.exists()
 
 
 # ---------------------------------------------------------------- NER fine-tuning
