@@ -5,7 +5,9 @@ L = number of labels. Every layer records the Google scope of its weights (``ber
 self/query``), and ``variable_map(model)`` returns {google_name: variable}; loading any checkpoint is a lookup
 in that map (see biobert.checkpoints).
 """
+import contextlib
 import math
+import os
 
 import keras
 import tensorflow as tf
@@ -80,6 +82,33 @@ def set_matmul_dtype(dtype):
     and sums bias gradients in bfloat16, so its gradients, the biases' most, stray further from float32's.
     """
     _MATMUL_DTYPE[0] = dtype
+
+
+@contextlib.contextmanager
+def fixed_weights():
+    """Inside: the weights no longer change (evaluation or prediction after any training of this process).
+
+    With bfloat16 products on a CPU, the oneDNN products that TensorFlow first runs inside keep each weight in
+    the layout they computed it in at their first call, instead of redoing it every batch
+    (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS, read when a product first runs). Such a product keeps its first weights
+    for good, so use this only for functions that are not run again after any training step. Float32 products
+    do not cache their weights: nothing changes for them. Yields whether it applies.
+    """
+    if _MATMUL_DTYPE[0] != "bfloat16":
+        yield False
+        return
+    before = os.environ.get(FROZEN_WEIGHTS)
+    os.environ[FROZEN_WEIGHTS] = "1"
+    try:
+        yield True
+    finally:
+        if before is None:
+            os.environ.pop(FROZEN_WEIGHTS, None)
+        else:
+            os.environ[FROZEN_WEIGHTS] = before
+
+
+FROZEN_WEIGHTS = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
 
 
 def matmul(a, b, dtype):

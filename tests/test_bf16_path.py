@@ -1,6 +1,7 @@
 """The bfloat16 path (--amp on a CPU): its numerics against float32 with the same weights, and the ops its
 inference graph is made of (the patterns oneDNN fuses)."""
 import collections
+import os
 
 import keras
 import numpy as np
@@ -130,3 +131,31 @@ def test_mixed_float16_inference_still_builds_and_runs():
     model = modeling.build(modeling.BertClassifier(config(), 5, per_token=True))
     out = model(batch(), training=False)
     assert out.dtype == tf.float32 and np.all(np.isfinite(out.numpy()))
+
+
+def test_fixed_weights_applies_to_bfloat16_products_only_and_restores_the_environment(monkeypatch):
+    monkeypatch.delenv(modeling.FROZEN_WEIGHTS, raising=False)
+    modeling.set_matmul_dtype(None)
+    with modeling.fixed_weights() as applies:
+        assert not applies and modeling.FROZEN_WEIGHTS not in os.environ
+    modeling.set_matmul_dtype("bfloat16")
+    try:
+        with modeling.fixed_weights() as applies:
+            assert applies and os.environ[modeling.FROZEN_WEIGHTS] == "1"
+        assert modeling.FROZEN_WEIGHTS not in os.environ
+    finally:
+        modeling.set_matmul_dtype(None)
+
+
+def test_inference_with_fixed_weights_gives_the_same_outputs():
+    """The cached weight layouts change where the weights are read from, never the arithmetic: the same model
+    predicts the same logits, bit for bit, with functions first run inside fixed_weights() and outside it."""
+    _, bf16 = twin_models()
+    b = batch()
+    outside = tf.function(lambda inputs: bf16(inputs, training=False))(b).numpy()
+    with modeling.fixed_weights():
+        infer = tf.function(lambda inputs: bf16(inputs, training=False))
+        inside = [infer(b).numpy() for _ in range(2)]
+    modeling.set_matmul_dtype(None)
+    np.testing.assert_array_equal(inside[0], outside)
+    np.testing.assert_array_equal(inside[1], outside)
