@@ -12,118 +12,21 @@ import contextlib
 import dataclasses
 import math
 import os
-import signal
-import threading
 import time
 
 import numpy as np
 import tensorflow as tf
 
 from biobert import checkpoints, modeling, optimization
+from biobert.batching import as_parts, prefetch
 from biobert.defaults import TRAINING
 from biobert.errors import InputError, Preempted
+from biobert.runcontrol import (OTHER_WORKER, PREEMPTION, CollectiveWatchdog, TrainingDiverged, is_lost_contact,
+                                worker_lost)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Batches of variable-length examples (fine-tuning)
-
-SEQUENCE_KEYS = ("input_ids", "segment_ids", "label_ids", "first_subword", "loss_weights")
-
-
-def pad_batch(examples, length, batch_size=None):
-    """Stack feature dicts into a batch padded to ``length`` (and to ``batch_size`` rows with empty rows).
-
-    1-D array features are zero-padded on the right; scalars are stacked. Adds ``input_mask`` (1 on real
-    tokens) and ``valid`` (1 for real rows, 0 for padding rows).
-    """
-    rows = len(examples)
-    total = batch_size or rows
-    batch = {}
-    for key, value in examples[0].items():
-        if isinstance(value, np.ndarray) and value.ndim == 1:
-            out = np.zeros((total, length), dtype=np.int32 if value.dtype.kind in "iub" else np.float32)
-            for i, ex in enumerate(examples):
-                out[i, : len(ex[key])] = ex[key]
-            batch[key] = out
-        elif np.isscalar(value) or (isinstance(value, np.ndarray) and value.ndim == 0):
-            out = np.zeros((total,), dtype=np.int32 if np.asarray(value).dtype.kind in "iub" else np.float32)
-            out[:rows] = [ex[key] for ex in examples]
-            batch[key] = out
-    mask = np.zeros((total, length), dtype=np.int32)
-    for i, ex in enumerate(examples):
-        mask[i, : len(ex["input_ids"])] = 1
-    batch["input_mask"] = mask
-    batch["valid"] = (np.arange(total) < rows).astype(np.float32)
-    return batch
-
-
-def _padded_length(longest, multiple, max_length):
-    return int(min(max_length, max(multiple, math.ceil(longest / multiple) * multiple)))
-
-
-def pad_multiple(use_xla):
-    """What batch lengths are rounded up to: 32 under XLA (a few shapes, each compiled once), else 1 (each batch
-    padded to its longest row: BC5CDR's batches carry 1.02x their real tokens instead of 1.71x with 32)."""
-    return 32 if use_xla else 1
-
-
-SORT_WINDOW = 64      # batches whose rows training_batches sorts by length together (1: a plain shuffle)
-PART_ROWS = 8         # fewest rows in one length-sorted part of a plainly shuffled batch (see batch_parts)
-
-
-def batch_parts(per_replica_batch, most=4, min_rows=PART_ROWS):
-    """How many length-sorted parts to compute a plainly shuffled batch in: the largest k <= ``most`` that
-    divides the per-replica batch into parts of at least ``min_rows`` rows (1: the batch in one piece)."""
-    for k in range(most, 1, -1):
-        if per_replica_batch % k == 0 and per_replica_batch // k >= min_rows:
-            return k
-    return 1
-
-
-def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32,
-                     sort_window=SORT_WINDOW, parts=1):
-    """Endless training batches: each epoch a seeded shuffle, then length-sorted within windows of
-    ``sort_window`` batches (little padding), batches in shuffled order; incomplete last batch dropped.
-
-    With ``parts`` > 1 each batch is yielded as a tuple of ``parts`` micro-batches of batch_size / parts rows:
-    the batch's rows sorted by length and cut in order, each part padded to its own longest row. The Trainer
-    computes a tuple in one step as the mean of the parts' mean losses (equal rows per part, so the batch's
-    loss and update) with less padding; which rows train together is unchanged. (``flat_parts`` turns the
-    tuples into consecutive micro-batches for gradient accumulation instead.)
-
-    Deterministic for a given seed: ``start_step`` (in yielded batches) skips already-trained batches
-    cheaply (for resuming). Yields dicts from ``pad_batch``, or tuples of them.
-    """
-    steps_per_epoch = len(features) // batch_size
-    if steps_per_epoch == 0:
-        raise InputError(f"fewer training examples ({len(features)}) than one batch ({batch_size})")
-    if batch_size % parts:
-        raise ValueError(f"a batch of {batch_size} rows does not cut into {parts} equal parts")
-    lengths = np.array([len(f["input_ids"]) for f in features])
-    epoch, offset = divmod(start_step, steps_per_epoch)
-    while True:
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(features))[: steps_per_epoch * batch_size]
-        window = batch_size * sort_window
-        groups = []
-        for start in range(0, len(order), window):
-            chunk = order[start:start + window]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-        for b in rng.permutation(len(groups))[offset:]:
-            yield assemble_batch(features, groups[b], lengths, max_length, pad_multiple, parts)
-        epoch, offset = epoch + 1, 0
-
-
-def assemble_batch(features, idx, lengths, max_length, pad_multiple=32, parts=1):
-    """One training batch of the rows ``idx`` as ``training_batches`` yields it: padded to its longest row (rounded
-    up to ``pad_multiple``), or with ``parts`` > 1 a tuple of that many length-sorted parts, each padded to its own.
-    ``lengths``: every feature's token count."""
-    if parts > 1:
-        idx = idx[np.argsort(lengths[idx], kind="stable")]
-    padded = tuple(pad_batch([features[i] for i in part], _padded_length(lengths[part].max(), pad_multiple, max_length))
-                   for part in np.split(idx, parts))
-    return padded if parts > 1 else padded[0]
+# Compiled functions traced once
 
 
 def relaxed_spec(structure):
@@ -151,185 +54,6 @@ def one_trace(function, replicas):
     return call
 
 
-def as_parts(batch):
-    """The parts of a batch from ``training_batches``: the tuple itself, or (batch,) for a batch in one piece."""
-    return batch if isinstance(batch, tuple) else (batch,)
-
-
-def flat_parts(batches):
-    """The parts of each tuple from ``training_batches(parts=k)`` as k consecutive micro-batches (for a Trainer
-    accumulating k micro-batches a step: the same update, one compiled shape per part under XLA)."""
-    for batch in batches:
-        yield from as_parts(batch)
-
-
-def inference_batches(features, batch_size, max_length, pad_multiple=32):
-    """Batches in length order for prediction; yields (indices of the examples, padded batch of batch_size rows)."""
-    lengths = np.array([len(f["input_ids"]) for f in features])
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        length = _padded_length(lengths[idx].max(), pad_multiple, max_length)
-        yield idx, pad_batch([features[i] for i in idx], length, batch_size=batch_size)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Input prepared ahead of the device
-
-def prefetch(iterator, depth=2):
-    """Yield the items of ``iterator`` while a background thread prepares the next ``depth`` (host batches built
-    while the device computes). An exception of the producer is raised where the item would have been."""
-    import queue
-
-    items = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as err:       # handed to the consumer
-            items.put((done, err))
-
-    thread = threading.Thread(target=produce, daemon=True, name="batch-prefetch")
-    thread.start()
-    try:
-        while True:
-            item, err = items.get()
-            if item is done:
-                if err is not None:
-                    raise err
-                return
-            yield item
-    finally:
-        stop.set()
-
-
-PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
-
-
-class PreemptionSignals:
-    """SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) as a request to stop and run again.
-
-    Once ``install``ed (every job does at start-up, cli.start_job) a signal is recorded in ``caught``. While a
-    training run is under way (``hold``: from the restore of a run that will train; ``deferred``: the training loop
-    and its last checkpoint) that is all: the loop acts on it where every worker can agree, and stops after a
-    complete checkpoint. At any other moment nothing is being written that a rerun needs, so the signal raises
-    ``Preempted`` at once (exit status 75: run the same job again). Main thread only; elsewhere a no-op.
-    """
-
-    def __init__(self):
-        self.caught = []
-        self._deferred = 0
-        self._held = False
-        self._previous = {}
-
-    def install(self):
-        """Handle the signals from now on; True when this call installed the handlers."""
-        if self._previous or threading.current_thread() is not threading.main_thread():
-            return False
-        self.caught.clear()
-        for name in PREEMPTION_SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None:
-                self._previous[number] = signal.signal(number, self._handle)
-        return True
-
-    def uninstall(self):
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        self.caught.append(name)
-        if not self._deferred:
-            raise Preempted(None, name, saved=False)
-
-    def hold(self):
-        """Record signals only, from now until the next training loop ends (a run's restore, input positioning
-        and compilation come before its first step). Without installed handlers there is nothing to hold."""
-        if self._previous and not self._held:
-            self._held = True
-            self._deferred += 1
-
-    @contextlib.contextmanager
-    def deferred(self):
-        """Within the block signals are recorded only (handlers installed for the block when none are); on the
-        way out, a ``hold`` ends too. Yields the list of caught signal names."""
-        installed = self.install()
-        self._deferred += 1
-        try:
-            yield self.caught
-        finally:
-            self._deferred -= 1
-            if self._held:
-                self._held = False
-                self._deferred -= 1
-            if installed:
-                self.uninstall()
-
-
-PREEMPTION = PreemptionSignals()
-
-
-class CollectiveWatchdog:
-    """Stops a multi-worker run whose steps stop completing: once this worker has gone ``timeout`` seconds longer
-    than its longest step so far without a ``beat``, every collective of this process is aborted
-    (DeadlineExceeded), so a worker waiting for a hung peer stops instead of hanging. (Counting from the longest
-    step lets a step that is merely slow, a large model on a CPU, run as long as it takes.) One thread for the whole
-    run: a collective's own ``timeout_seconds`` starts a thread per collective that lives for the whole timeout,
-    thousands at once in a fast run. Disarmed (``pause``) where a peer may legitimately keep the others waiting:
-    before the first step (restore, input positioning, compilation) and around checkpoints (the chief writes, the
-    others wait at a barrier). A dead or unreachable peer is found sooner by TensorFlow's own health check, which
-    aborts the collectives the same way."""
-
-    def __init__(self, timeout):
-        self.timeout = timeout
-        self.since = None                 # time.monotonic() of the last beat; None: disarmed
-        self.longest = 0.0                # the longest time armed so far (from a beat to the next beat or pause)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="collective-watchdog")
-        self._thread.start()
-
-    def beat(self):
-        self._measure()
-        self.since = time.monotonic()
-
-    def pause(self):
-        self._measure()
-        self.since = None
-
-    def _measure(self):
-        since = self.since
-        if since is not None:
-            self.longest = max(self.longest, time.monotonic() - since)
-
-    def _watch(self):
-        while not self._stop.wait(min(1.0, self.timeout / 4)):
-            since = self.since
-            waited = time.monotonic() - since if since is not None else 0.0
-            if waited > self.timeout + self.longest:
-                from tensorflow.python.eager import context
-
-                context.context().abort_collective_ops(
-                    tf.errors.DEADLINE_EXCEEDED, f"no step completed in {waited:.0f} s, BIOBERT_COLLECTIVE_TIMEOUT "
-                    f"({self.timeout:g} s) over the longest step: a worker hung or is unreachable")
-                return
-
-    def close(self):
-        self._stop.set()
-
-
 def _clock(seconds):
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -340,39 +64,6 @@ def _clock(seconds):
 
 LOSS_SCALE_GROWTH_STEPS = 1000      # finite steps in a row before the dynamic loss scale doubles (NVIDIA's TF1 BERT:
                                     # ExponentialUpdateLossScaleManager(incr_every_n_steps=1000))
-
-
-class TrainingDiverged(InputError):
-    """Too many consecutive steps with non-finite gradients."""
-
-
-OTHER_WORKER = "a preemption signal (on another worker)"
-
-
-class WorkerLost(InputError):
-    """Another worker of a multi-worker run died or became unreachable."""
-
-
-def is_lost_contact(err):
-    """Whether ``err`` is a collective failing because a peer is gone, hung or unreachable: TensorFlow's errors
-    for a lost peer, an aborted or timed-out collective, and NCCL's own (reported as Internal or Unknown)."""
-    if isinstance(err, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-                        tf.errors.CancelledError)):
-        return True
-    return isinstance(err, (tf.errors.InternalError, tf.errors.UnknownError)) and "nccl" in str(err).lower()
-
-
-def worker_lost(err, output_dir):
-    """The one-line message for a collective that failed because a peer is gone (the task named if TF says)."""
-    import re
-
-    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(err))))
-    who = ", ".join(f"{job} {task}" for job, task in tasks) or "another worker"
-    first = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    reason = next((line for line in first if "aborted by" in line or "Error received" in line
-                   or "BIOBERT_COLLECTIVE_TIMEOUT" in line), first[0] if first else type(err).__name__)
-    return WorkerLost(f"lost contact with {who} ({type(err).__name__}: {reason[:160]}); this worker stops. The last "
-                      "checkpoint in output_dir is intact: start the same job again to resume", path=output_dir)
 
 
 @dataclasses.dataclass
