@@ -103,7 +103,7 @@ def main():
     tensors = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
     stop = tf.constant(0.0)
     profile(f"training step, MiniLM {args.batch}x{args.seq}",
-            lambda: [t.numpy() for t in trainer._apply_step(tensors, stop)[:1]], args.steps, args.top)
+            lambda: [t.numpy() for t in trainer.train_step.apply(tensors, stop)[:1]], args.steps, args.top)
     profile(f"inference batch, MiniLM {args.batch}x{args.seq}",
             lambda: trainer._forward(tensors).numpy(), args.steps, args.top)
 

@@ -1,6 +1,6 @@
 """How a training run stops before its last step, and says why: preemption signals (stop after a checkpoint, exit
 status 75: run the same job again), a hung or lost peer in a multi-worker run (``CollectiveWatchdog``,
-``WorkerLost``) and divergence (``TrainingDiverged``). The Trainer's loop acts on them."""
+``WorkerLost``) and divergence (``TrainingDiverged``). The training loop (biobert.train_loop) acts on them."""
 import contextlib
 import re
 import signal
@@ -77,7 +77,7 @@ class PreemptionSignals:
                 self.uninstall()
 
 
-PREEMPTION = PreemptionSignals()
+PREEMPTION = PreemptionSignals()     # the process's one: cli.start_job installs it, the Trainer defers it
 
 
 class CollectiveWatchdog:
@@ -143,6 +143,18 @@ def is_lost_contact(err):
                         tf.errors.CancelledError)):
         return True
     return isinstance(err, (tf.errors.InternalError, tf.errors.UnknownError)) and "nccl" in str(err).lower()
+
+
+@contextlib.contextmanager
+def stop_on_lost_worker(num_workers, output_dir):
+    """In a multi-worker run, a collective that fails for a lost, hung or unreachable peer (or NCCL) becomes
+    the one-line WorkerLost error."""
+    try:
+        yield
+    except tf.errors.OpError as err:
+        if num_workers <= 1 or not is_lost_contact(err):
+            raise
+        raise worker_lost(err, output_dir) from None
 
 
 def worker_lost(err, output_dir):

@@ -123,14 +123,14 @@ def test_batches_of_every_length_run_one_trace(runtime, tmp_path, xla):
     keras.utils.set_random_seed(5)
     trainer = make_trainer(runtime, tmp_path, steps=len(batches), dropout=0.0, use_xla=xla)
     trainer.fit(iter(batches))
-    assert trainer._apply_step.function.experimental_get_tracing_count() == 1
+    assert trainer.train_step.apply.function.experimental_get_tracing_count() == 1
     outputs = list(trainer.predict([{k: v[:n] for k, v in b.items()} for b, n in zip(batches[:3], (8, 5, 3))]))
     assert [o.shape[0] for o in outputs] == [8, 5, 3]
     assert trainer._forward.function.experimental_get_tracing_count() == 1
     # The same steps, each shape traced by itself.
     keras.utils.set_random_seed(5)
     plain = make_trainer(runtime, tmp_path / "plain", steps=len(batches), dropout=0.0, use_xla=xla)
-    plain._apply_step = plain._apply_step.function
+    plain.train_step.apply = plain.train_step.apply.function
     plain.fit(iter(batches))
     np.testing.assert_allclose(losses(trainer.log), losses(plain.log), rtol=1e-5)
 

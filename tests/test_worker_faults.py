@@ -102,7 +102,7 @@ WORKER = textwrap.dedent('''
             nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
             count += sum(n.op.startswith(("Collective", "Nccl")) for n in nodes)
         return count
-    print("collectives: micro-batch", collectives(trainer._accumulate_step), "step", collectives(trainer._apply_step))
+    print("collectives: micro-batch", collectives(trainer.train_step.accumulate), "step", collectives(trainer.train_step.apply))
 ''')
 
 
