@@ -2,10 +2,10 @@
 to print progress, save a checkpoint, stop on divergence or preemption, and finish.
 
 Those decisions must be the same on every worker, so they are made on values every worker holds at the same
-step: the step's outcome (global step, replicas asking to stop, non-finite steps in a row), all-reduced in the
-step itself. Reading a step's outcome waits for the device, so the loop reads the previous step's (finished by
-the time this step is queued: the device runs on) and reads this step's own only at a boundary, a step that may
-need a progress line, a checkpoint or a stop.
+step: the step's outcome (global step, replicas asking to stop, non-finite steps in a row), which every replica
+computes alike from the step's one all-reduce. Reading a step's outcome waits for the device, so the loop reads
+the previous step's (finished by the time this step is queued: the device runs on) and reads this step's own
+only at a boundary, a step that may need a progress line, a checkpoint or a stop.
 """
 import collections
 import time
