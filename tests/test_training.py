@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_config
+from helpers import tiny_config, toy_features
 
 from biobert import batching, checkpoints, defaults, distribution, modeling, optimization, training
 from biobert.dllogger import RunLog
@@ -22,17 +22,6 @@ class Quiet(RunLog):
 
     def log(self, step, data, text=None):
         self.lines.append((step, data))
-
-
-def toy_features(n=96, seed=0, vocab=64):
-    rng = np.random.default_rng(seed)
-    feats = []
-    for _ in range(n):
-        length = int(rng.integers(4, 20))
-        ids = rng.integers(5, vocab, length).astype(np.int32)
-        feats.append({"input_ids": ids, "segment_ids": np.zeros(length, np.int32),
-                      "label_ids": (ids % 3 + 1).astype(np.int32)})
-    return feats
 
 
 def token_loss(batch, logits):
@@ -135,48 +124,6 @@ def test_batches_of_every_length_run_one_trace(runtime, tmp_path, xla):
     np.testing.assert_allclose(losses(trainer.log), losses(plain.log), rtol=1e-5)
 
 
-def test_training_batches_resume_position_and_padding():
-    feats = toy_features(n=70)
-    full = batching.training_batches(feats, 8, 32, seed=5)
-    first = [next(full) for _ in range(12)]          # 8 batches an epoch: crosses into epoch 2
-    resumed = batching.training_batches(feats, 8, 32, seed=5, start_step=9)
-    for expected in first[9:]:
-        got = next(resumed)
-        for key in expected:
-            np.testing.assert_array_equal(got[key], expected[key])
-    batch = first[0]
-    assert batch["input_ids"].shape[1] % 32 == 0 or batch["input_ids"].shape[1] == 32
-    np.testing.assert_array_equal(batch["input_mask"].sum(1), (batch["input_ids"] > 0).sum(1))
-    epoch = {tuple(r[r > 0]) for b in first[:8] for r in b["input_ids"]}
-    assert len(epoch) == 64                           # one epoch: 8 full batches of distinct examples
-
-
-def test_training_batches_grouped_by_length_or_plainly_shuffled():
-    feats = toy_features(n=96)
-    lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
-
-    def row_lengths(batch):
-        return [lengths[tuple(r[r > 0])] for r in batch["input_ids"]]
-
-    def epoch(sort_window):
-        batches = batching.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=sort_window)
-        return [row_lengths(next(batches)) for _ in range(12)]
-
-    def overlapping_pairs(epoch_lengths):
-        ranges = [(min(b), max(b)) for b in epoch_lengths]
-        return sum(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(ranges) for b in ranges[i + 1:])
-
-    grouped, plain = epoch(64), epoch(1)              # one window of 64 batches holds the whole epoch
-    for batches in (grouped, plain):
-        assert sorted(n for b in batches for n in b) == sorted(lengths.values())
-    # Grouped: each batch holds a run of the length-sorted epoch, so no two batches' length ranges cross and
-    # the batches pad to fewer positions; plainly shuffled: mixed lengths in every batch.
-    assert overlapping_pairs(grouped) == 0 and overlapping_pairs(plain) > 30
-    assert sum(8 * max(b) for b in grouped) < 0.8 * sum(8 * max(b) for b in plain)
-    resumed = batching.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=1, start_step=5)
-    assert row_lengths(next(resumed)) == plain[5]
-
-
 def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
     # Equal lengths, so the mean over 16 examples' tokens is the mean of the two halves' means.
     feats = [dict(f, input_ids=f["input_ids"][:4], segment_ids=f["segment_ids"][:4], label_ids=f["label_ids"][:4])
@@ -201,38 +148,6 @@ def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
         assert np.abs(m_one).max() > 0
         np.testing.assert_allclose(m_two, m_one, rtol=1e-4, atol=1e-8)
         np.testing.assert_allclose(two.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
-
-
-def test_batch_parts_cut_each_plain_batch_by_length():
-    assert [batching.batch_parts(n) for n in (32, 64, 16, 24, 8, 12, 1)] == [4, 4, 2, 3, 1, 1, 1]
-    feats = toy_features(n=96)
-    lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
-
-    def rows(batch):
-        return [tuple(r[r > 0]) for r in batch["input_ids"]]
-
-    whole = batching.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1)
-    cut = batching.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4)
-    tuples = [next(cut) for _ in range(8)]                      # 6 batches an epoch: crosses into epoch 2
-    for quarter in tuples:
-        batch = next(whole)
-        assert isinstance(quarter, tuple) and len(quarter) == 4
-        # The same rows train together as without parts, cut in length order, each part padded to its longest.
-        assert sorted(r for p in quarter for r in rows(p)) == sorted(rows(batch))
-        part_lengths = [[lengths[r] for r in rows(p)] for p in quarter]
-        flat = [n for p in part_lengths for n in p]
-        assert flat == sorted(flat) and all(len(p) == 4 for p in part_lengths)
-        assert [p["input_ids"].shape[1] for p in quarter] == [max(p) for p in part_lengths]
-    padded = sum(p["input_ids"].size for quarter in tuples for p in quarter)
-    assert padded < 0.8 * sum(16 * max(lengths[r] for p in quarter for r in rows(p)) for quarter in tuples)
-    # Resuming counts batches; flat_parts gives the parts one by one, in order.
-    resumed = batching.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4,
-                                        start_step=5)
-    assert [rows(p) for p in next(resumed)] == [rows(p) for p in tuples[5]]
-    flat_parts = batching.flat_parts(iter(tuples[:2]))
-    assert [rows(next(flat_parts)) for _ in range(8)] == [rows(p) for quarter in tuples[:2] for p in quarter]
-    with pytest.raises(ValueError, match="4 equal parts"):
-        next(batching.training_batches(feats, 18, 32, seed=6, parts=4))
 
 
 def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
