@@ -71,7 +71,7 @@ class TrainStep:
         self.update = self._update
         if self.replicas == 1:
             # One replica: the optimizer update (elementwise over every weight) is always worth fusing with XLA,
-            # also when the forward/backward pass is not compiled (on CPUs, oneDNN beats XLA at the matmuls).
+            # also when the forward/backward pass is not compiled.
             self.update = tf.function(self._update, jit_compile=True)
         self.accumulate = one_trace(tf.function(self._accumulate, reduce_retracing=True), self.replicas)
         self.apply = one_trace(tf.function(self._apply, reduce_retracing=True), self.replicas)
