@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from biobert import defaults, distribution, modeling, training  # noqa: E402
+from biobert import batching, defaults, distribution, modeling, training  # noqa: E402
 from biobert.config import BertConfig  # noqa: E402
 from biobert.dllogger import RunLog  # noqa: E402
 
@@ -75,11 +75,11 @@ def main():
                                save_checkpoints_steps=0, use_xla=args.xla, **defaults.FINETUNING)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 7, per_token=True), loss_fn, cfg, log)
     trainer.save = lambda: None                       # nothing to keep
-    batches = training.training_batches(feats, args.batch, args.seq, seed=1)
+    batches = batching.training_batches(feats, args.batch, args.seq, seed=1)
     trainer.fit(batches)
     train = statistics.median(log.windows[1:] or log.windows)
 
-    batch = training.pad_batch(feats[: args.batch], args.seq)
+    batch = batching.pad_batch(feats[: args.batch], args.seq)
     list(trainer.predict([batch, batch]))              # trace / compile
     times = []
     for _ in range(10):

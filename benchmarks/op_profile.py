@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-from biobert import distribution, modeling, training  # noqa: E402
+from biobert import batching, distribution, modeling, training  # noqa: E402
 from biobert.config import BertConfig  # noqa: E402
 from biobert.dllogger import RunLog  # noqa: E402
 
@@ -99,11 +99,11 @@ def main():
                                num_train_steps=10 ** 6, display_loss_steps=10 ** 6, save_checkpoints_steps=0)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 7, per_token=True), loss_fn, cfg,
                                RunLog(None))
-    batch = training.pad_batch(feats, args.seq)
+    batch = batching.pad_batch(feats, args.seq)
     tensors = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
     stop = tf.constant(0.0)
     profile(f"training step, MiniLM {args.batch}x{args.seq}",
-            lambda: [t.numpy() for t in trainer._apply_step(tensors, stop)[:1]], args.steps, args.top)
+            lambda: [t.numpy() for t in trainer.train_step.apply(tensors, stop)[:1]], args.steps, args.top)
     profile(f"inference batch, MiniLM {args.batch}x{args.seq}",
             lambda: trainer._forward(tensors).numpy(), args.steps, args.top)
 

@@ -82,7 +82,7 @@ def start_job(FLAGS, config_or_file):
     """What every training job does first: read the BERT config (checking max_seq_length against it), seed,
     pick the strategy and precision, create output_dir, open the run log (appended to; each run starts with a
     PARAMETER line holding the command line and the flag values). From its start a preemption signal ends the job
-    with exit status 75 (training.PREEMPTION).
+    with exit status 75 (runcontrol.PREEMPTION).
 
     ``config_or_file``: a BertConfig or the path of its json file.
     Returns (BertConfig, distribution.Runtime, dllogger.RunLog).
@@ -94,10 +94,10 @@ def start_job(FLAGS, config_or_file):
     from biobert.dllogger import RunLog
     from biobert.errors import InputError
 
-    from biobert.training import PREEMPTION
+    from biobert.runcontrol import PREEMPTION
 
     # From here SIGTERM/SIGUSR1 end the job with exit status 75 ("run it again"), after the training loop's
-    # checkpoint when one is under way (training.PreemptionSignals).
+    # checkpoint when one is under way (runcontrol.PreemptionSignals).
     PREEMPTION.install()
     if isinstance(config_or_file, BertConfig):
         config, config_file = config_or_file, None

@@ -239,7 +239,7 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
         implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
                           else tf.distribute.experimental.CommunicationImplementation.AUTO)
         # A step that takes BIOBERT_COLLECTIVE_TIMEOUT seconds (default 120) longer than the longest before it stops
-        # the run (training.CollectiveWatchdog: one thread), so a hung worker stops the others instead of hanging; a
+        # the run (runcontrol.CollectiveWatchdog: one thread), so a hung worker stops the others instead of hanging; a
         # dead or unreachable one is found by TensorFlow's health check (a killed one at once). The collectives
         # themselves get no timeout_seconds: TensorFlow starts a thread per collective that sleeps out the timeout.
         timeout = _collective_timeout()

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from biobert import checkpoints, conlleval, defaults, modeling, ner, rawtext, re_eval, relation, training
+from biobert import batching, checkpoints, conlleval, defaults, modeling, ner, rawtext, re_eval, relation, training
 from biobert.cli import start_job, write_results
 from biobert.errors import InputError
 from biobert.progress import Progress
@@ -361,7 +361,7 @@ def run(task, FLAGS):
     # equal rows: the same loss and update with less padding. (A per-token mean would weight the parts
     # differently from the whole batch; length-grouped batches are short already.) Without XLA a step takes
     # the parts together; under XLA they are accumulated one by one, so that each part length compiles once.
-    parts = 1 if FLAGS.group_by_length or task.per_token else training.batch_parts(FLAGS.train_batch_size)
+    parts = 1 if FLAGS.group_by_length or task.per_token else batching.batch_parts(FLAGS.train_batch_size)
     accumulate_parts = parts if FLAGS.use_xla else 1
     num_train_steps = 0
     if FLAGS.do_train:
@@ -395,19 +395,19 @@ def run(task, FLAGS):
             checkpoints.save_model_files(FLAGS.output_dir, vocab_file, dict(task.model_info(FLAGS.data_dir),
                                                                 do_lower_case=bool(do_lower_case),
                                                                 max_seq_length=FLAGS.max_seq_length))
-        sort_window = training.SORT_WINDOW if FLAGS.group_by_length else 1
+        sort_window = batching.SORT_WINDOW if FLAGS.group_by_length else 1
         order = "length-grouped batches" if FLAGS.group_by_length else "plainly shuffled batches"
         if parts > 1:
             order += f", each computed in {parts} length-sorted parts of {global_batch // parts} rows"
             order += " (accumulated)" if accumulate_parts > 1 else ""
         # The data position: micro-batches consumed so far (parts accumulated one by one count singly).
         start = int(trainer.consumed_batches.numpy()) // accumulate_parts
-        batches = training.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
+        batches = batching.training_batches(features["train"], global_batch, FLAGS.max_seq_length,
                                             seed=FLAGS.seed, start_step=start,
                                             sort_window=sort_window, parts=parts,
-                                            pad_multiple=training.pad_multiple(FLAGS.use_xla))
+                                            pad_multiple=batching.pad_multiple(FLAGS.use_xla))
         if accumulate_parts > 1:
-            batches = training.flat_parts(batches)
+            batches = batching.flat_parts(batches)
         log.info(f"train: {len(features['train'])} examples, global batch {global_batch}, {num_train_steps} steps, "
                  f"{train_config.num_warmup_steps} warm-up steps, {order}")
         trainer.fit(batches)
@@ -487,8 +487,8 @@ def infer(trainer, task, features, batch_size, max_seq_length, log, split, phase
     seconds of batching, the model and the outputs (softmax)."""
     logits = [None] * len(features)
     latencies, start = [], time.time()
-    batches = training.inference_batches(features, batch_size, max_seq_length,
-                                         pad_multiple=training.pad_multiple(trainer.config.use_xla))
+    batches = batching.inference_batches(features, batch_size, max_seq_length,
+                                         pad_multiple=batching.pad_multiple(trainer.config.use_xla))
     first = True
     done = 0
     spent = {"batching": 0.0, "model": 0.0, "outputs": 0.0}

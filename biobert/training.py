@@ -2,377 +2,30 @@
 
 Tasks differ in data and head only. A task hands the Trainer a model-building function, a loss function
 ``loss_fn(batch, outputs) -> scalar float32 mean loss`` and an iterator of global batches (dicts of numpy
-arrays, batch = per-replica batch x replicas). The Trainer owns: the distribution strategy scope, mixed
-precision (policy set by biobert.distribution; dynamic loss scaling under float16), XLA (the forward and
-backward pass is ``jit_compile``d), gradient accumulation over micro-batches (all-reduce after accumulation),
-the optimizer and schedule, logging (dllogger JSON lines + a readable progress line with throughput),
-checkpoints every ``save_checkpoints_steps`` (keeping the latest) and resuming from output_dir.
+arrays, batch = per-replica batch x replicas; biobert.batching makes them). The Trainer owns: the distribution
+strategy scope, mixed precision (policy set by biobert.distribution; dynamic loss scaling under float16), XLA,
+gradient accumulation over micro-batches (all-reduce after accumulation), the optimizer and schedule, logging
+(dllogger JSON lines + a readable progress line with throughput), checkpoints every ``save_checkpoints_steps``
+(keeping the latest) and resuming from output_dir.
+
+Where to read on: biobert.train_step for what one step computes (the compiled functions), biobert.train_loop
+for how ``fit`` drives the steps (progress, checkpoints, preemption), biobert.runcontrol for why a run stops
+early (preemption signals, lost workers, divergence).
 """
-import contextlib
 import dataclasses
 import math
 import os
-import signal
-import threading
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from biobert import checkpoints, modeling, optimization
+from biobert.batching import prefetch
 from biobert.defaults import TRAINING
 from biobert.errors import InputError, Preempted
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Batches of variable-length examples (fine-tuning)
-
-SEQUENCE_KEYS = ("input_ids", "segment_ids", "label_ids", "first_subword", "loss_weights")
-
-
-def pad_batch(examples, length, batch_size=None):
-    """Stack feature dicts into a batch padded to ``length`` (and to ``batch_size`` rows with empty rows).
-
-    1-D array features are zero-padded on the right; scalars are stacked. Adds ``input_mask`` (1 on real
-    tokens) and ``valid`` (1 for real rows, 0 for padding rows).
-    """
-    rows = len(examples)
-    total = batch_size or rows
-    batch = {}
-    for key, value in examples[0].items():
-        if isinstance(value, np.ndarray) and value.ndim == 1:
-            out = np.zeros((total, length), dtype=np.int32 if value.dtype.kind in "iub" else np.float32)
-            for i, ex in enumerate(examples):
-                out[i, : len(ex[key])] = ex[key]
-            batch[key] = out
-        elif np.isscalar(value) or (isinstance(value, np.ndarray) and value.ndim == 0):
-            out = np.zeros((total,), dtype=np.int32 if np.asarray(value).dtype.kind in "iub" else np.float32)
-            out[:rows] = [ex[key] for ex in examples]
-            batch[key] = out
-    mask = np.zeros((total, length), dtype=np.int32)
-    for i, ex in enumerate(examples):
-        mask[i, : len(ex["input_ids"])] = 1
-    batch["input_mask"] = mask
-    batch["valid"] = (np.arange(total) < rows).astype(np.float32)
-    return batch
-
-
-def _padded_length(longest, multiple, max_length):
-    return int(min(max_length, max(multiple, math.ceil(longest / multiple) * multiple)))
-
-
-def pad_multiple(use_xla):
-    """What batch lengths are rounded up to: 32 under XLA (a few shapes, each compiled once), else 1 (each batch
-    padded to its longest row: BC5CDR's batches carry 1.02x their real tokens instead of 1.71x with 32)."""
-    return 32 if use_xla else 1
-
-
-SORT_WINDOW = 64      # batches whose rows training_batches sorts by length together (1: a plain shuffle)
-PART_ROWS = 8         # fewest rows in one length-sorted part of a plainly shuffled batch (see batch_parts)
-
-
-def batch_parts(per_replica_batch, most=4, min_rows=PART_ROWS):
-    """How many length-sorted parts to compute a plainly shuffled batch in: the largest k <= ``most`` that
-    divides the per-replica batch into parts of at least ``min_rows`` rows (1: the batch in one piece)."""
-    for k in range(most, 1, -1):
-        if per_replica_batch % k == 0 and per_replica_batch // k >= min_rows:
-            return k
-    return 1
-
-
-def training_batches(features, batch_size, max_length, seed, start_step=0, pad_multiple=32,
-                     sort_window=SORT_WINDOW, parts=1):
-    """Endless training batches: each epoch a seeded shuffle, then length-sorted within windows of
-    ``sort_window`` batches (little padding), batches in shuffled order; incomplete last batch dropped.
-
-    With ``parts`` > 1 each batch is yielded as a tuple of ``parts`` micro-batches of batch_size / parts rows:
-    the batch's rows sorted by length and cut in order, each part padded to its own longest row. The Trainer
-    computes a tuple in one step as the mean of the parts' mean losses (equal rows per part, so the batch's
-    loss and update) with less padding; which rows train together is unchanged. (``flat_parts`` turns the
-    tuples into consecutive micro-batches for gradient accumulation instead.)
-
-    Deterministic for a given seed: ``start_step`` (in yielded batches) skips already-trained batches
-    cheaply (for resuming). Yields dicts from ``pad_batch``, or tuples of them.
-    """
-    steps_per_epoch = len(features) // batch_size
-    if steps_per_epoch == 0:
-        raise InputError(f"fewer training examples ({len(features)}) than one batch ({batch_size})")
-    if batch_size % parts:
-        raise ValueError(f"a batch of {batch_size} rows does not cut into {parts} equal parts")
-    lengths = np.array([len(f["input_ids"]) for f in features])
-    epoch, offset = divmod(start_step, steps_per_epoch)
-    while True:
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(features))[: steps_per_epoch * batch_size]
-        window = batch_size * sort_window
-        groups = []
-        for start in range(0, len(order), window):
-            chunk = order[start:start + window]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            groups += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-        for b in rng.permutation(len(groups))[offset:]:
-            yield assemble_batch(features, groups[b], lengths, max_length, pad_multiple, parts)
-        epoch, offset = epoch + 1, 0
-
-
-def assemble_batch(features, idx, lengths, max_length, pad_multiple=32, parts=1):
-    """One training batch of the rows ``idx`` as ``training_batches`` yields it: padded to its longest row (rounded
-    up to ``pad_multiple``), or with ``parts`` > 1 a tuple of that many length-sorted parts, each padded to its own.
-    ``lengths``: every feature's token count."""
-    if parts > 1:
-        idx = idx[np.argsort(lengths[idx], kind="stable")]
-    padded = tuple(pad_batch([features[i] for i in part], _padded_length(lengths[part].max(), pad_multiple, max_length))
-                   for part in np.split(idx, parts))
-    return padded if parts > 1 else padded[0]
-
-
-def relaxed_spec(structure):
-    """TensorSpecs for the tensors of ``structure`` with every dimension unknown."""
-    return tf.nest.map_structure(lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), structure)
-
-
-def one_trace(function, replicas):
-    """``function`` (a tf.function taking batches) traced once for every batch shape: before its first call it is
-    traced with every dimension unknown, and calls with any concrete shape then run that graph. (Left to itself,
-    with reduce_retracing, it traces a batch's concrete shapes, then again and again while generalising them: three
-    traces of the whole training step at the start of a run whose batches differ in length, some 5-20 s each.)
-    Under XLA the compiled clusters still specialise per shape when they run. With several replicas the batches
-    are distributed values, traced as they come."""
-    if replicas > 1:
-        return function
-    traced = []
-
-    def call(*args):
-        if not traced:
-            function.get_concrete_function(*relaxed_spec(args))
-            traced.append(True)
-        return function(*args)
-    call.function = function
-    return call
-
-
-def as_parts(batch):
-    """The parts of a batch from ``training_batches``: the tuple itself, or (batch,) for a batch in one piece."""
-    return batch if isinstance(batch, tuple) else (batch,)
-
-
-def flat_parts(batches):
-    """The parts of each tuple from ``training_batches(parts=k)`` as k consecutive micro-batches (for a Trainer
-    accumulating k micro-batches a step: the same update, one compiled shape per part under XLA)."""
-    for batch in batches:
-        yield from as_parts(batch)
-
-
-def inference_batches(features, batch_size, max_length, pad_multiple=32):
-    """Batches in length order for prediction; yields (indices of the examples, padded batch of batch_size rows)."""
-    lengths = np.array([len(f["input_ids"]) for f in features])
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        length = _padded_length(lengths[idx].max(), pad_multiple, max_length)
-        yield idx, pad_batch([features[i] for i in idx], length, batch_size=batch_size)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Input prepared ahead of the device
-
-def prefetch(iterator, depth=2):
-    """Yield the items of ``iterator`` while a background thread prepares the next ``depth`` (host batches built
-    while the device computes). An exception of the producer is raised where the item would have been."""
-    import queue
-
-    items = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as err:       # handed to the consumer
-            items.put((done, err))
-
-    thread = threading.Thread(target=produce, daemon=True, name="batch-prefetch")
-    thread.start()
-    try:
-        while True:
-            item, err = items.get()
-            if item is done:
-                if err is not None:
-                    raise err
-                return
-            yield item
-    finally:
-        stop.set()
-
-
-PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
-
-
-class PreemptionSignals:
-    """SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) as a request to stop and run again.
-
-    Once ``install``ed (every job does at start-up, cli.start_job) a signal is recorded in ``caught``. While a
-    training run is under way (``hold``: from the restore of a run that will train; ``deferred``: the training loop
-    and its last checkpoint) that is all: the loop acts on it where every worker can agree, and stops after a
-    complete checkpoint. At any other moment nothing is being written that a rerun needs, so the signal raises
-    ``Preempted`` at once (exit status 75: run the same job again). Main thread only; elsewhere a no-op.
-    """
-
-    def __init__(self):
-        self.caught = []
-        self._deferred = 0
-        self._held = False
-        self._previous = {}
-
-    def install(self):
-        """Handle the signals from now on; True when this call installed the handlers."""
-        if self._previous or threading.current_thread() is not threading.main_thread():
-            return False
-        self.caught.clear()
-        for name in PREEMPTION_SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None:
-                self._previous[number] = signal.signal(number, self._handle)
-        return True
-
-    def uninstall(self):
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        self.caught.append(name)
-        if not self._deferred:
-            raise Preempted(None, name, saved=False)
-
-    def hold(self):
-        """Record signals only, from now until the next training loop ends (a run's restore, input positioning
-        and compilation come before its first step). Without installed handlers there is nothing to hold."""
-        if self._previous and not self._held:
-            self._held = True
-            self._deferred += 1
-
-    @contextlib.contextmanager
-    def deferred(self):
-        """Within the block signals are recorded only (handlers installed for the block when none are); on the
-        way out, a ``hold`` ends too. Yields the list of caught signal names."""
-        installed = self.install()
-        self._deferred += 1
-        try:
-            yield self.caught
-        finally:
-            self._deferred -= 1
-            if self._held:
-                self._held = False
-                self._deferred -= 1
-            if installed:
-                self.uninstall()
-
-
-PREEMPTION = PreemptionSignals()
-
-
-class CollectiveWatchdog:
-    """Stops a multi-worker run whose steps stop completing: once this worker has gone ``timeout`` seconds longer
-    than its longest step so far without a ``beat``, every collective of this process is aborted
-    (DeadlineExceeded), so a worker waiting for a hung peer stops instead of hanging. (Counting from the longest
-    step lets a step that is merely slow, a large model on a CPU, run as long as it takes.) One thread for the whole
-    run: a collective's own ``timeout_seconds`` starts a thread per collective that lives for the whole timeout,
-    thousands at once in a fast run. Disarmed (``pause``) where a peer may legitimately keep the others waiting:
-    before the first step (restore, input positioning, compilation) and around checkpoints (the chief writes, the
-    others wait at a barrier). A dead or unreachable peer is found sooner by TensorFlow's own health check, which
-    aborts the collectives the same way."""
-
-    def __init__(self, timeout):
-        self.timeout = timeout
-        self.since = None                 # time.monotonic() of the last beat; None: disarmed
-        self.longest = 0.0                # the longest time armed so far (from a beat to the next beat or pause)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="collective-watchdog")
-        self._thread.start()
-
-    def beat(self):
-        self._measure()
-        self.since = time.monotonic()
-
-    def pause(self):
-        self._measure()
-        self.since = None
-
-    def _measure(self):
-        since = self.since
-        if since is not None:
-            self.longest = max(self.longest, time.monotonic() - since)
-
-    def _watch(self):
-        while not self._stop.wait(min(1.0, self.timeout / 4)):
-            since = self.since
-            waited = time.monotonic() - since if since is not None else 0.0
-            if waited > self.timeout + self.longest:
-                from tensorflow.python.eager import context
-
-                context.context().abort_collective_ops(
-                    tf.errors.DEADLINE_EXCEEDED, f"no step completed in {waited:.0f} s, BIOBERT_COLLECTIVE_TIMEOUT "
-                    f"({self.timeout:g} s) over the longest step: a worker hung or is unreachable")
-                return
-
-    def close(self):
-        self._stop.set()
-
-
-def _clock(seconds):
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The trainer
-
-LOSS_SCALE_GROWTH_STEPS = 1000      # finite steps in a row before the dynamic loss scale doubles (NVIDIA's TF1 BERT:
-                                    # ExponentialUpdateLossScaleManager(incr_every_n_steps=1000))
-
-
-class TrainingDiverged(InputError):
-    """Too many consecutive steps with non-finite gradients."""
-
-
-OTHER_WORKER = "a preemption signal (on another worker)"
-
-
-class WorkerLost(InputError):
-    """Another worker of a multi-worker run died or became unreachable."""
-
-
-def is_lost_contact(err):
-    """Whether ``err`` is a collective failing because a peer is gone, hung or unreachable: TensorFlow's errors
-    for a lost peer, an aborted or timed-out collective, and NCCL's own (reported as Internal or Unknown)."""
-    if isinstance(err, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-                        tf.errors.CancelledError)):
-        return True
-    return isinstance(err, (tf.errors.InternalError, tf.errors.UnknownError)) and "nccl" in str(err).lower()
-
-
-def worker_lost(err, output_dir):
-    """The one-line message for a collective that failed because a peer is gone (the task named if TF says)."""
-    import re
-
-    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", str(err))))
-    who = ", ".join(f"{job} {task}" for job, task in tasks) or "another worker"
-    first = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    reason = next((line for line in first if "aborted by" in line or "Error received" in line
-                   or "BIOBERT_COLLECTIVE_TIMEOUT" in line), first[0] if first else type(err).__name__)
-    return WorkerLost(f"lost contact with {who} ({type(err).__name__}: {reason[:160]}); this worker stops. The last "
-                      "checkpoint in output_dir is intact: start the same job again to resume", path=output_dir)
+from biobert.runcontrol import OTHER_WORKER, PREEMPTION, CollectiveWatchdog, stop_on_lost_worker
+from biobert.train_loop import TrainingLoop
+from biobert.train_step import TrainStep, one_trace
 
 
 @dataclasses.dataclass
@@ -403,16 +56,9 @@ class TrainConfig:
 class Trainer:
     """Builds ``model_fn()`` inside the strategy scope, trains it, checkpoints it and runs inference.
 
-    One training step, on any number of replicas and workers:
-      1. every replica computes the gradient of its share of the global batch (times the loss scale under
-         float16), accumulating ``num_accumulation_steps`` micro-batches;
-      2. the gradients are summed over all replicas (one all-reduce per step with allreduce_post_accumulation,
-         else one per micro-batch): from here every replica holds the same gradient of the global batch's mean loss;
-      3. on that combined gradient, identically everywhere: unscale, global norm, finiteness, clipping by
-         global norm (``clip_norm``);
-      4. finite: the optimizer updates every copy of the weights and the step counts (global_step, the optimizer's
-         iterations and so the schedule advance together); not finite: the step is skipped everywhere, the loss
-         scale halves and nothing else changes. ``max_nonfinite_steps`` skipped steps in a row stop the run.
+    Holds what a run saves and resumes (``state_variables``): the weights, the optimizer and its slots, the step
+    counters and loss scale, the dropout seeds and the data position. What one training step computes is
+    ``train_step`` (biobert.train_step.TrainStep); ``fit`` drives the steps (biobert.train_loop.TrainingLoop).
     """
 
     def __init__(self, runtime, model_fn, loss_fn, config: TrainConfig, log):
@@ -454,11 +100,13 @@ class Trainer:
                 self.accumulators = [local_sum(tf.zeros(v.shape, v.dtype)) for v in self.trainable]
                 self.loss_accumulator = local_sum(0.0)     # this replica's summed micro-batch losses
         self.resumed_from = None
-        self._agreements = {}                 # _agree's traced collectives, by the number of values
+        self._agreements = {}                 # agree's traced collectives, by the number of values
         self.summary_writer = None
         if runtime.is_chief and config.output_dir:
             self.summary_writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "tensorboard"))
-        self._build_functions()
+        self.train_step = TrainStep(self)
+        self._forward = one_trace(tf.function(self._infer, jit_compile=config.use_xla, reduce_retracing=True),
+                                  runtime.num_replicas)
 
     def write_summaries(self, step, scalars, prefix=""):
         """TensorBoard scalars under ``<output_dir>/tensorboard/`` (chief only)."""
@@ -549,7 +197,7 @@ class Trainer:
         candidates = checkpoints.resume_candidates(directory)
         for prefix in candidates:
             try:
-                # Checkpoints written before the dropout seeds or data position were saved still resume.
+                # A checkpoint without the dropout seeds or the data position (OPTIONAL_STATE) still resumes.
                 missing = checkpoints.restore_state(prefix, self.state_variables(),
                                                     optional=tuple(self.dropout_states) + self.OPTIONAL_STATE)
                 return prefix, missing
@@ -570,13 +218,13 @@ class Trainer:
         if self.runtime.num_workers <= 1:
             return
         workers = self.runtime.num_workers
-        total, squares = self._agree([step, step * step])
+        total, squares = self.agree([step, step * step])
         if total != workers * step or squares != workers * step * step:
             raise InputError(f"workers resumed at different steps (this worker: step {step} from {what}): every "
                              "worker must see the same output_dir (a shared file system)",
                              path=self.config.output_dir)
 
-    def _agree(self, values):
+    def agree(self, values):
         """The sums over the workers of the integers ``values`` (each worker gives its own): one collective across
         the workers, with no time limit (a peer may be restoring or saving), that also serves as a barrier. A lost
         peer raises WorkerLost."""
@@ -588,163 +236,13 @@ class Trainer:
                                             axis=None)
             self._agreements[len(values)] = summed
         local = self.runtime.num_replicas // max(self.runtime.num_workers, 1)
-        with self._lost_contact():
+        with stop_on_lost_worker(self.runtime.num_workers, self.config.output_dir):
             return [int(v) // local for v in summed(tf.constant([int(v) for v in values], tf.int64)).numpy()]
-
-    @contextlib.contextmanager
-    def _lost_contact(self):
-        """In a multi-worker run, a collective that fails for a lost, hung or unreachable peer (or NCCL) becomes
-        the one-line WorkerLost error."""
-        try:
-            yield
-        except tf.errors.OpError as err:
-            if self.runtime.num_workers <= 1 or not is_lost_contact(err):
-                raise
-            raise worker_lost(err, self.config.output_dir) from None
 
     def load_weights(self, path, **kwargs):
         return checkpoints.load_weights(self.variables, path, log=self.log.info, **kwargs)
 
-    # ---- compiled steps ---------------------------------------------------------------------------------
-    def _build_functions(self):
-        cfg, runtime, strategy = self.config, self.runtime, self.strategy
-        model, loss_fn, optimizer, trainable = self.model, self.loss_fn, self.optimizer, self.trainable
-        replicas = runtime.num_replicas
-        # Each replica's loss is a mean over its rows; scaled so that the SUM over replicas and micro-batches
-        # is the gradient of the global batch's mean loss.
-        scale = 1.0 / (replicas * cfg.num_accumulation_steps)
-        loss_scaling = runtime.loss_scaling
-        accumulators, loss_accumulator = self.accumulators, self.loss_accumulator
-        reduce_each_micro_batch = accumulators is not None and not cfg.allreduce_post_accumulation
-
-        @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
-        def gradients(batch):
-            parts = as_parts(batch)
-            with tf.GradientTape() as tape:
-                # A tuple holds equal-row parts of one batch: its loss is the mean of the parts' losses.
-                loss = tf.add_n([tf.cast(loss_fn(part, model(part, training=True)), tf.float32)
-                                 for part in parts]) / len(parts)
-                objective = loss * scale
-                if loss_scaling:
-                    objective = objective * self.loss_scale
-            grads = tape.gradient(objective, trainable)
-            # Embedding lookups give IndexedSlices; the all-reduce, accumulators and optimizers work on dense ones.
-            return loss, [tf.convert_to_tensor(g) for g in grads]
-
-        def all_reduce(grads):
-            if replicas == 1:
-                return grads
-            context = tf.distribute.get_replica_context()
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-
-        def accumulate_replica(batch):
-            loss, grads = gradients(batch)
-            if reduce_each_micro_batch:
-                grads = all_reduce(grads)
-            for a, g in zip(accumulators, grads):
-                a.assign_add(g)
-            loss_accumulator.assign_add(loss)
-
-        def final_replica(batch, stop):
-            """The last micro-batch of a step: the step's combined gradient, unscaled and clipped, whether it is
-            finite, how many replicas asked to stop (``stop``: 1.0 on every replica of a worker that caught a
-            preemption signal) and the step's mean loss over every micro-batch and replica. The stop flags and the
-            loss are summed with the gradients, in the step's one all-reduce, so every replica gets the same
-            values without a collective of their own."""
-            loss, grads = gradients(batch)
-            if accumulators is not None:
-                loss = loss_accumulator.read_value() + loss
-                loss_accumulator.assign(tf.zeros_like(loss_accumulator))
-                if not reduce_each_micro_batch:
-                    grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
-            # (identity: placed on this replica's device)
-            reduced = all_reduce(grads + [tf.identity(stop), loss * scale])
-            grads, stop, loss = reduced[:-2], reduced[-2], reduced[-1]
-            if accumulators is not None:
-                if reduce_each_micro_batch:
-                    grads = [a.read_value() + g for a, g in zip(accumulators, grads)]
-                for a in accumulators:
-                    a.assign(tf.zeros_like(a))
-            if loss_scaling:
-                grads = [g / self.loss_scale for g in grads]
-            norm = tf.linalg.global_norm(grads)
-            finite = tf.math.is_finite(norm)
-            if cfg.clip_norm:
-                grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=norm)
-            return loss, grads, finite, stop
-
-        def update(grads):
-            optimizer.apply_reduced(grads, trainable, strategy)
-
-        if replicas == 1:
-            # One replica: the optimizer update (elementwise over every weight) is always worth fusing with XLA,
-            # also when the forward/backward pass is not compiled (on CPUs, oneDNN beats XLA at the matmuls).
-            update = tf.function(update, jit_compile=True)
-
-        def applied(grads):
-            update(grads)
-            self.global_step.assign_add(1)
-            self.nonfinite_in_a_row.assign(0)
-            if loss_scaling:
-                good = self.good_steps + 1
-                grow = good >= LOSS_SCALE_GROWTH_STEPS
-                self.loss_scale.assign(tf.where(grow, self.loss_scale * 2.0, self.loss_scale))
-                self.good_steps.assign(tf.where(grow, tf.zeros_like(good), good))
-            return tf.constant(True)
-
-        def skipped():
-            self.nonfinite_in_a_row.assign_add(1)
-            self.skipped_steps.assign_add(1)
-            if loss_scaling:
-                self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
-                self.good_steps.assign(tf.zeros_like(self.good_steps))
-            return tf.constant(False)
-
-        @tf.function(reduce_retracing=True)
-        def apply_step(batch, stop):
-            loss, grads, finite, stop = strategy.run(final_replica, args=(batch, stop))
-            # Every replica decided on the same combined gradient; take this worker's first copy.
-            finite = strategy.experimental_local_results(finite)[0]
-            tf.cond(finite, lambda: applied(grads), skipped)
-            self.consumed_batches.assign_add(1)
-            return (strategy.experimental_local_results(loss)[0], strategy.experimental_local_results(stop)[0],
-                    self.global_step.read_value(), self.nonfinite_in_a_row.read_value())
-
-        @tf.function(reduce_retracing=True)
-        def accumulate_step(batch):
-            # No collective: the micro-batch's gradient and loss are summed on each replica until the last one.
-            strategy.run(accumulate_replica, args=(batch,))
-            self.consumed_batches.assign_add(1)
-
-        @tf.function(jit_compile=cfg.use_xla, reduce_retracing=True)
-        def forward(batch):
-            return model(batch, training=False)
-
-        self._apply_step, self._accumulate_step, self._forward = (one_trace(f, replicas) for f in
-                                                                   (apply_step, accumulate_step, forward))
-
-    def _distribute(self, batch, per_worker=False):
-        """Split a batch into per-replica slices: a global batch (every worker holds all rows; replica r takes
-        the r-th slice) or, with ``per_worker``, this worker's share (its local replicas split it)."""
-        n = self.runtime.num_replicas
-        if n == 1:
-            return tf.nest.map_structure(tf.convert_to_tensor, batch)
-        local = n // max(self.runtime.num_workers, 1) if per_worker else n
-        first = self.runtime.worker_index * local if per_worker else 0
-        rows = [len(next(iter(part.values()))) for part in as_parts(batch)]
-        for count in rows:
-            if count % local:
-                raise ValueError(f"a batch of {count} rows does not split over {local} replicas")
-
-        def value_fn(ctx):
-            r = ctx.replica_id_in_sync_group - first
-            sliced = tuple({k: tf.convert_to_tensor(v[r * (count // local):(r + 1) * (count // local)])
-                            for k, v in part.items()} for part, count in zip(as_parts(batch), rows))
-            return sliced if isinstance(batch, tuple) else sliced[0]
-
-        return self.strategy.experimental_distribute_values_from_function(value_fn)
-
-    # ---- loops -----------------------------------------------------------------------------------------
+    # ---- training and inference -------------------------------------------------------------------------
     def fit(self, batches, per_worker=False, rows_per_batch=None, on_save=None):
         """Train until global_step == num_train_steps, consuming ``num_accumulation_steps`` batches a step.
 
@@ -768,7 +266,7 @@ class Trainer:
         """
         cfg = self.config
         batches = prefetch(batches) if not isinstance(batches, tf.data.Iterator) else batches
-        with PREEMPTION.deferred() as caught, self._lost_contact():
+        with PREEMPTION.deferred() as caught, stop_on_lost_worker(self.runtime.num_workers, cfg.output_dir):
             step = int(self.global_step.numpy())
             if step >= cfg.num_train_steps:
                 self.log.info(f"training already complete ({step} of {cfg.num_train_steps} steps)")
@@ -780,177 +278,19 @@ class Trainer:
                           f"{self.peak_learning_rate:.3g} = {cfg.learning_rate:.3g} x {self.runtime.num_replicas} "
                           f"replica(s))")
             # A signal before the first step: every worker stops where it resumed (its checkpoint is the newest).
-            asked = self._agree([len(caught) > 0])[0] if self.runtime.num_workers > 1 else len(caught)
+            asked = self.agree([len(caught) > 0])[0] if self.runtime.num_workers > 1 else len(caught)
             if asked:
                 raise Preempted(step, caught[0] if caught else OTHER_WORKER, saved=False)
             timeout = getattr(self.runtime, "collective_timeout", None)
             watchdog = CollectiveWatchdog(timeout) if timeout and self.runtime.num_workers > 1 else None
             try:
-                return self._fit(batches, per_worker, rows_per_batch, on_save, step, caught, watchdog)
+                return TrainingLoop(self, batches, per_worker, rows_per_batch, on_save, caught, watchdog).run(step)
             finally:
                 if watchdog is not None:
                     watchdog.close()
 
-    def _fit(self, batches, per_worker, rows_per_batch, on_save, step, caught, watchdog):
-        cfg = self.config
-        stop_values = [self._replica_values(float(flag)) for flag in (0, 1)]
-        train_start = time.time()
-        timed_from, timed_steps = None, 0      # throughput and ETA leave out the first (tracing) step
-        window_rows, window_start, last_report = 0, time.time(), time.time()
-        # Decisions (checkpoint, stop, divergence, preemption) use values every worker has at the same step:
-        # the previous step's outputs (finished by the time this step is queued, so reading them lets the
-        # device run on), and this step's own only where it may be a boundary.
-        known = (step, 0.0, 0)                 # (global step, replicas asking to stop, non-finite in a row)
-        pending = None                         # the previous step's (global step, stop, non-finite) tensors
-        last_loss = None
-
-        def report(shown, done, now):
-            """A progress line for step ``shown`` with last_loss, the sentences/s since the last line and the
-            time left from ``done`` steps finished (None: the first step, no rate yet); opens a new window."""
-            nonlocal window_rows, window_start, last_report
-            if done is None:
-                self._progress(shown, last_loss, 0.0, now - train_start, None)
-            else:
-                self._progress(shown, last_loss, window_rows / max(now - window_start, 1e-9), now - train_start,
-                               (now - timed_from) / max(done - timed_steps, 1) * (cfg.num_train_steps - done))
-            window_rows, window_start, last_report = 0, now, now
-
-        def checkpoint(step):
-            """The checkpoint at ``step``; True when some worker has caught a preemption signal by its end."""
-            if watchdog is not None:
-                watchdog.pause()
-            return self._checkpoint(step, on_save, caught)
-
-        while True:
-            rows = 0
-            for micro in range(cfg.num_accumulation_steps):
-                if watchdog is not None:
-                    watchdog.pause()           # this worker's own input is no peer's silence
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    raise InputError("training data ran out before num_train_steps") from None
-                if watchdog is not None and timed_from is not None:
-                    watchdog.beat()            # from here on this worker waits for its peers (and its device)
-                rows += self._rows(batch, rows_per_batch)
-                dist = self._distribute(batch, per_worker)
-                if micro + 1 < cfg.num_accumulation_steps:
-                    self._accumulate_step(dist)
-                else:
-                    loss, stop, global_step, in_a_row = self._apply_step(dist, stop_values[1 if caught else 0])
-            window_rows += rows
-            if pending is not None:
-                known = tuple(kind(value) for kind, value in zip((int, float, int), pending))
-            pending = (global_step, stop, in_a_row)
-            before, preempt, streak = known
-            nxt = before + 1
-            boundary = (timed_from is None or preempt > 0 or streak > 0 or nxt >= cfg.num_train_steps
-                        or nxt % cfg.display_loss_steps == 0
-                        or (cfg.save_checkpoints_steps and nxt % cfg.save_checkpoints_steps == 0))
-            now = time.time()
-            if not boundary:
-                if now - last_report >= cfg.progress_seconds and timed_from is not None:
-                    last_loss = float(loss)
-                    report(known[0] + 1, known[0], now)
-                continue
-            # A boundary: this step's results (waits for the device).
-            last_loss = float(loss)
-            known = (int(global_step), float(stop), int(in_a_row))
-            pending = None
-            step = known[0]
-            if known[2] >= cfg.max_nonfinite_steps:
-                raise TrainingDiverged(
-                    f"training diverged: {known[2]} steps in a row had non-finite gradients (at step {step}); "
-                    f"the last checkpoint in output_dir is intact. Lower --learning_rate, or raise "
-                    f"--max_nonfinite_steps to keep trying")
-            now = time.time()
-            if timed_from is None:
-                # The first step includes tracing and compilation; keep it out of the throughput figures.
-                timed_from, timed_steps = now, step
-                self.log.info(f"first step (tracing{' + XLA compile' if cfg.use_xla else ''}) took "
-                              f"{now - train_start:.1f}s")
-                report(step, None, now)
-            elif step != before and (step % cfg.display_loss_steps == 0 or step >= cfg.num_train_steps
-                                     or preempt > 0):
-                report(step, step, now)
-            if preempt > 0 and step < cfg.num_train_steps:
-                # Some worker caught a signal before the previous step: all finish here.
-                checkpoint(step)
-                raise Preempted(step, caught[0] if caught else OTHER_WORKER)
-            if (cfg.save_checkpoints_steps and step != before and step < cfg.num_train_steps
-                    and step % cfg.save_checkpoints_steps == 0):
-                if checkpoint(step):
-                    # A signal during the checkpoint: it is complete everywhere, so all stop here.
-                    raise Preempted(step, caught[0] if caught else OTHER_WORKER)
-            if step >= cfg.num_train_steps:
-                break
-        if checkpoint(step):
-            raise Preempted(step, caught[0] if caught else OTHER_WORKER)
-        total = time.time() - train_start
-        self.log.log((), {"train_time_s": total}, text=f"training took {total:.1f}s")
-        return last_loss
-
-    def _checkpoint(self, step, on_save, caught=()):
-        """``on_save(step)`` on every worker (e.g. its input position), then the chief's checkpoint. With several
-        workers all then meet at a barrier (``_agree``, not timed), so that none trains on, or exits on a
-        preemption, before the chief's checkpoint is complete and named in the state file, and a worker that could
-        not write its part stops them all. Returns whether some worker has caught a preemption signal (``caught``
-        non-empty) by then: the same answer on every worker."""
-        failure = None
-        try:
-            if on_save is not None:
-                on_save(step)
-            self.save()
-        except InputError as err:           # a full disk, an unwritable folder
-            if self.runtime.num_workers <= 1:
-                raise
-            failure = err
-        if self.runtime.num_workers <= 1:
-            return bool(caught)
-        failed, stopping = self._agree([failure is not None, len(caught) > 0])
-        if not stopping:
-            # A signal that came while this worker waited in the barrier is handled only once the barrier returns
-            # (Python runs its handlers between bytecodes): one more round, so that it stops every worker here.
-            stopping = self._agree([len(caught) > 0])[0]
-        if failure is not None:
-            raise failure
-        if failed:
-            raise InputError(f"another worker could not write its part of the checkpoint at step {step} (its log "
-                             "says why); this worker stops too. The previous checkpoint is intact",
-                             path=self.config.output_dir)
-        return stopping > 0
-
-    def _replica_values(self, value):
-        """``value`` as a float32 scalar on every replica (a plain tensor with one replica)."""
-        if self.runtime.num_replicas == 1:
-            return tf.constant(value, tf.float32)
-        return self.strategy.experimental_distribute_values_from_function(
-            lambda ctx: tf.constant(value, tf.float32))
-
-    @staticmethod
-    def _rows(batch, rows_per_batch):
-        if rows_per_batch:
-            return rows_per_batch
-        return sum(int(np.sum(part["valid"])) if "valid" in part else len(part["input_ids"])
-                   for part in as_parts(batch))
-
-    def _progress(self, step, loss, throughput, elapsed, remaining):
-        total = self.config.num_train_steps
-        lr = float(self.schedule(max(int(self.optimizer.iterations.numpy()) - 1, 0)))
-        data = {"loss": loss, "learning_rate": lr, "throughput_train": throughput}
-        skipped = int(self.skipped_steps.numpy())
-        if self.runtime.loss_scaling:
-            data["loss_scale"] = float(self.loss_scale.numpy())
-        text = (f"step {step}/{total} ({100.0 * step / total:.0f}%) loss {loss:.4f} lr {lr:.3g} "
-                f"{throughput:.1f} sentences/s, elapsed {_clock(elapsed)}"
-                + (f", left ~{_clock(remaining)}" if remaining is not None else ""))
-        if skipped:
-            data["skipped_steps"] = skipped
-            text += f", {skipped} non-finite step(s) skipped"
-        if self.runtime.loss_scaling:
-            text += f", loss scale {data['loss_scale']:g}"
-        self.log.log(step, data, text=text)
-        self.write_summaries(step, data, prefix="train/")
+    def _infer(self, batch):
+        return self.model(batch, training=False)
 
     def predict(self, batches):
         """Run the model on each global batch (cross-replica, no dropout); yields numpy outputs per batch."""

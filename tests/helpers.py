@@ -63,3 +63,17 @@ def token_task():
         feats.append({"input_ids": ids, "segment_ids": np.zeros(6, np.int32), "label_ids": ids % 3 + 1})
     config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     return feats, loss_fn, config
+
+
+def toy_features(n=96, seed=0, vocab=64):
+    """``n`` seeded examples of 4 to 19 word pieces (label = id mod 3 + 1) for the trainer and batching tests."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feats = []
+    for _ in range(n):
+        length = int(rng.integers(4, 20))
+        ids = rng.integers(5, vocab, length).astype(np.int32)
+        feats.append({"input_ids": ids, "segment_ids": np.zeros(length, np.int32),
+                      "label_ids": (ids % 3 + 1).astype(np.int32)})
+    return feats

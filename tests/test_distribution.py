@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
-    from biobert import distribution, modeling, training
+    from biobert import batching, distribution, modeling, training
     from biobert.dllogger import RunLog
     from helpers import token_task
 
@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent('''
                                    num_accumulation_steps=accum, allreduce_post_accumulation=post, use_xla=False)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                    cfg, RunLog(None, enabled=False))
-        batches = training.training_batches(feats, 16 // accum, 8, seed=1, sort_window=1, parts=parts)
+        batches = batching.training_batches(feats, 16 // accum, 8, seed=1, sort_window=1, parts=parts)
         trainer.fit(batches)
         results[name] = {n: v.numpy() for n, v in trainer.variables.items()}
         print(name, strategy.num_replicas_in_sync, int(trainer.global_step.numpy()), "peak", trainer.peak_learning_rate)

@@ -76,7 +76,7 @@ def run_model(features, label_map, batch_size, pad_multiple):
     """Probabilities per sentence from a tiny random BERT (seeded: the same weights every call)."""
     import keras
 
-    from biobert import distribution, modeling, training
+    from biobert import batching, distribution, modeling
     from biobert.finetuning import softmax
 
     keras.utils.set_random_seed(7)
@@ -84,7 +84,7 @@ def run_model(features, label_map, batch_size, pad_multiple):
     config = tiny_config(vocab_size=30522, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = modeling.build(modeling.BertClassifier(config, label_map.num_labels, per_token=True))
     probs = [None] * len(features)
-    for idx, batch in training.inference_batches(features, batch_size, 128, pad_multiple=pad_multiple):
+    for idx, batch in batching.inference_batches(features, batch_size, 128, pad_multiple=pad_multiple):
         logits = model(batch, training=False).numpy()
         for row, i in enumerate(idx):
             probs[i] = softmax(logits[row, :len(features[i]["input_ids"])])
@@ -105,12 +105,12 @@ def test_fast_prediction_path_gives_the_plain_predictions(test_slice, uncased_vo
 
 
 def test_training_batches_padded_to_the_longest_row_hold_the_same_rows(test_slice, uncased_vocab):
-    from biobert import training
+    from biobert import batching
 
     tokenizer = FullTokenizer(uncased_vocab, do_lower_case=True)
     feats = ner.convert_sentences(test_slice[:-1], tokenizer, ner.LabelMap(["B", "I", "O"]), 128)
-    plain = training.training_batches(feats, 16, 128, seed=3, pad_multiple=32)
-    fast = training.training_batches(feats, 16, 128, seed=3, pad_multiple=training.pad_multiple(False))
+    plain = batching.training_batches(feats, 16, 128, seed=3, pad_multiple=32)
+    fast = batching.training_batches(feats, 16, 128, seed=3, pad_multiple=batching.pad_multiple(False))
     for _ in range(len(feats) // 16):
         a, b = next(plain), next(fast)
         width = b["input_ids"].shape[1]
@@ -120,7 +120,7 @@ def test_training_batches_padded_to_the_longest_row_hold_the_same_rows(test_slic
                 assert np.array_equal(a[key][:, :width], b[key]) and not a[key][:, width:].any()
             else:
                 assert np.array_equal(a[key], b[key])
-    assert training.pad_multiple(True) == 32
+    assert batching.pad_multiple(True) == 32
 
 
 def test_side_by_side_help():

@@ -85,10 +85,10 @@ def make_trainer(tmp_path, steps=4, save=1):
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    from biobert import checkpoints, training
+    from biobert import batching, checkpoints
 
     trainer, feats = make_trainer(tmp_path, steps=3)
-    trainer.fit(training.training_batches(feats, 16, 8, seed=1))
+    trainer.fit(batching.training_batches(feats, 16, 8, seed=1))
     assert [os.path.basename(p) for p in checkpoints.list_checkpoints(str(tmp_path))] == ["model.ckpt-2",
                                                                                           "model.ckpt-3"]
     weights_at_2 = None
@@ -104,11 +104,11 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_a_full_disk_during_a_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from biobert import checkpoints, training
+    from biobert import batching, checkpoints
     from biobert.errors import InputError
 
     trainer, feats = make_trainer(tmp_path, steps=2, save=0)
-    trainer.fit(training.training_batches(feats, 16, 8, seed=1))          # model.ckpt-2
+    trainer.fit(batching.training_batches(feats, 16, 8, seed=1))          # model.ckpt-2
     saved = trainer.variables["output_weights"].numpy()
     state = (tmp_path / "checkpoint").read_text()
     real_save = tf.raw_ops.SaveV2
@@ -138,10 +138,10 @@ def test_a_full_disk_during_a_checkpoint_leaves_the_previous_one(tmp_path, monke
 def test_tensorboard_events_hold_every_logged_scalar(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from biobert import training
+    from biobert import batching
 
     trainer, feats = make_trainer(tmp_path, steps=5, save=0)
-    trainer.fit(training.training_batches(feats, 16, 8, seed=1))
+    trainer.fit(batching.training_batches(feats, 16, 8, seed=1))
     import tensorflow as tf
 
     events = EventAccumulator(str(tmp_path / "tensorboard"))
@@ -161,10 +161,10 @@ def test_a_run_without_a_usable_state_file_resumes_and_keeps_the_restored_weight
     the user removed), the newest bundle is restored, and --init_checkpoint does not overwrite its weights."""
     import tensorflow as tf
 
-    from biobert import checkpoints, training
+    from biobert import batching, checkpoints
 
     trainer, feats = make_trainer(tmp_path, steps=2, save=0)
-    trainer.fit(training.training_batches(feats, 16, 8, seed=1))          # model.ckpt-2
+    trainer.fit(batching.training_batches(feats, 16, 8, seed=1))          # model.ckpt-2
     saved = {name: var.numpy() for name, var in trainer.variables.items()}
     other = {name: value + 0.5 for name, value in saved.items()}          # an initial checkpoint, other weights
     init = checkpoints.save_checkpoint(str(tmp_path / "init"), 0, other)

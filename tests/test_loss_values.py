@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from biobert import finetuning, ner, pretraining, training
+from biobert import batching, finetuning, ner, pretraining, training
 from biobert.tokenization import FullTokenizer
 
 ln = math.log
@@ -132,7 +132,7 @@ def ner_case(tokenizer, scheme):
     # [CLS] as ##pi ##rin and water [SEP]: labels [CLS] B X X O B [SEP];  [CLS] water [SEP]: [CLS] O [SEP]
     assert features[0]["label_ids"].tolist() == [5, 1, 4, 4, 3, 1, 6]
     assert features[1]["label_ids"].tolist() == [5, 3, 6]
-    batch = training.pad_batch(features, 8)
+    batch = batching.pad_batch(features, 8)
 
     def row(label, count):
         """Logits giving ``label`` count/(count + 6) and every other label 1/(count + 6)."""

@@ -31,7 +31,7 @@ WORKER = textwrap.dedent('''
     from biobert import distribution
     runtime = distribution.setup(log=print)
     import keras
-    from biobert import modeling, training
+    from biobert import batching, modeling, training
     from biobert.dllogger import RunLog
     from helpers import token_task
 
@@ -41,7 +41,7 @@ WORKER = textwrap.dedent('''
                                clip_norm=0.05, display_loss_steps=1, save_checkpoints_steps=0, use_xla=False)
     trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 4, per_token=True), loss_fn,
                                cfg, RunLog(None, enabled=False))
-    trainer.fit(training.training_batches(feats, 16, 8, seed=1))
+    trainer.fit(batching.training_batches(feats, 16, 8, seed=1))
     np.savez(sys.argv[2], **{n.replace("/", "|"): v.numpy() for n, v in trainer.variables.items()})
     print("worker", runtime.worker_index, "of", runtime.num_workers, "replicas", runtime.num_replicas,
           "step", int(trainer.global_step.numpy()), "peak", trainer.peak_learning_rate)

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
-    from biobert import distribution, modeling, training
+    from biobert import batching, distribution, modeling, training
     from biobert.dllogger import RunLog
     from helpers import token_task, tiny_config
 
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent('''
         return base_loss(batch, logits) * tf.where(poisoned, np.float32(np.inf), np.float32(1.0))
 
     def batch(rows, poison_second_half=False):
-        b = training.pad_batch([feats[i] for i in rows], 8)
+        b = batching.pad_batch([feats[i] for i in rows], 8)
         b["poison"] = np.zeros(len(rows), np.float32)
         if poison_second_half:
             b["poison"][len(rows) // 2:] = 1.0       # replica 1's share only
@@ -72,7 +72,7 @@ SCRIPT = textwrap.dedent('''
         model = modeling.build(modeling.BertClassifier(dropout_config, 4, per_token=True))
     states = modeling.dropout_states(model)
     start = {n: v.numpy() for n, v in states.items()}
-    same_rows = training.pad_batch([feats[i] for i in range(4)], 8)
+    same_rows = batching.pad_batch([feats[i] for i in range(4)], 8)
 
     @tf.function
     def forward(inputs):
@@ -111,7 +111,7 @@ def test_non_finite_steps_in_a_row_stop_the_run(tmp_path):
     import tensorflow as tf
     from helpers import token_task
 
-    from biobert import distribution, modeling, training
+    from biobert import batching, distribution, modeling, runcontrol, training
     from biobert.dllogger import RunLog
 
     feats, base_loss, config = token_task()
@@ -126,8 +126,8 @@ def test_non_finite_steps_in_a_row_stop_the_run(tmp_path):
                                lambda batch, logits: base_loss(batch, logits) * np.float32(np.nan), cfg,
                                RunLog(None, enabled=False))
     before = trainer.variables["output_weights"].numpy().copy()
-    with pytest.raises(training.TrainingDiverged, match="3 steps in a row had non-finite gradients"):
-        trainer.fit(training.training_batches(feats, 16, 8, seed=1))
+    with pytest.raises(runcontrol.TrainingDiverged, match="3 steps in a row had non-finite gradients"):
+        trainer.fit(batching.training_batches(feats, 16, 8, seed=1))
     assert int(trainer.global_step.numpy()) == 0 and int(trainer.optimizer.iterations.numpy()) == 0
     np.testing.assert_array_equal(trainer.variables["output_weights"].numpy(), before)
 
@@ -286,7 +286,7 @@ def test_resume_with_another_replica_count_is_refused(tmp_path):
     import tensorflow as tf
     from helpers import token_task
 
-    from biobert import distribution, modeling, training
+    from biobert import batching, distribution, modeling, training
     from biobert.dllogger import RunLog
     from biobert.errors import InputError
 
@@ -303,7 +303,7 @@ def test_resume_with_another_replica_count_is_refused(tmp_path):
                                 RunLog(None, enabled=False))
 
     first = trainer()
-    first.fit(training.training_batches(feats, 16, 8, seed=1))
+    first.fit(batching.training_batches(feats, 16, 8, seed=1))
     assert trainer().restore_latest() == 2                           # the same replica count resumes
     first.saved_replicas.assign(8)                                    # as if written by a run on 8 replicas
     first.save()
@@ -317,7 +317,7 @@ RESUMING_WORKER = textwrap.dedent('''
     from biobert import distribution
     runtime = distribution.setup(log=print)
     import keras
-    from biobert import modeling, training
+    from biobert import batching, modeling, training
     from biobert.dllogger import RunLog
     from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted
     from helpers import token_task
@@ -331,7 +331,7 @@ RESUMING_WORKER = textwrap.dedent('''
     try:
         step = trainer.restore_latest()
         print("worker", runtime.worker_index, "starts at step", step, flush=True)
-        trainer.fit(training.training_batches(feats, 16, 8, seed=1, start_step=step))
+        trainer.fit(batching.training_batches(feats, 16, 8, seed=1, start_step=step))
     except InputError as err:
         print("error:", err, flush=True)
         sys.exit(1)

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_config
+from helpers import tiny_config, toy_features
 
-from biobert import defaults, distribution, modeling, optimization, training
+from biobert import batching, checkpoints, defaults, distribution, modeling, optimization, training
 from biobert.dllogger import RunLog
 
 
@@ -22,17 +22,6 @@ class Quiet(RunLog):
 
     def log(self, step, data, text=None):
         self.lines.append((step, data))
-
-
-def toy_features(n=96, seed=0, vocab=64):
-    rng = np.random.default_rng(seed)
-    feats = []
-    for _ in range(n):
-        length = int(rng.integers(4, 20))
-        ids = rng.integers(5, vocab, length).astype(np.int32)
-        feats.append({"input_ids": ids, "segment_ids": np.zeros(length, np.int32),
-                      "label_ids": (ids % 3 + 1).astype(np.int32)})
-    return feats
 
 
 def token_loss(batch, logits):
@@ -65,10 +54,10 @@ def logged(log):
 def test_loss_falls_and_checkpoint_resumes_at_step(runtime, tmp_path):
     feats = toy_features()
     trainer = make_trainer(runtime, tmp_path, steps=30, save_checkpoints_steps=10)
-    trainer.fit(training.training_batches(feats, 16, 32, seed=3))
+    trainer.fit(batching.training_batches(feats, 16, 32, seed=3))
     seen = losses(trainer.log)
     assert np.mean(seen[-5:]) < 0.7 * np.mean(seen[:5])
-    assert training.checkpoints.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-30")
+    assert checkpoints.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-30")
     # A new run in the same output_dir continues from the saved state, optimizer included.
     again = make_trainer(runtime, tmp_path, steps=35)
     assert again.restore_latest() == 30
@@ -77,7 +66,7 @@ def test_loss_falls_and_checkpoint_resumes_at_step(runtime, tmp_path):
     np.testing.assert_array_equal(again.variables[name].numpy(), trainer.variables[name].numpy())
     np.testing.assert_array_equal(again.optimizer.slots(again.variables[name])["adam_v"].numpy(),
                                   trainer.optimizer.slots(trainer.variables[name])["adam_v"].numpy())
-    again.fit(training.training_batches(feats, 16, 32, seed=3, start_step=30))
+    again.fit(batching.training_batches(feats, 16, 32, seed=3, start_step=30))
     assert int(again.global_step.numpy()) == 35
     assert [s for s, d in logged(again.log) if "loss" in d] == [31, 32, 33, 34, 35]
 
@@ -88,7 +77,7 @@ def test_resumed_run_draws_the_dropout_masks_of_an_uninterrupted_one(runtime, tm
     feats = toy_features()
     keras.utils.set_random_seed(11)
     whole = make_trainer(runtime, tmp_path / "whole", steps=6, save_checkpoints_steps=3, keep_checkpoints=2)
-    whole.fit(training.training_batches(feats, 16, 32, seed=3))
+    whole.fit(batching.training_batches(feats, 16, 32, seed=3))
     cut = tmp_path / "cut"
     cut.mkdir()
     for produced in (tmp_path / "whole").glob("model.ckpt-3.*"):
@@ -99,7 +88,7 @@ def test_resumed_run_draws_the_dropout_masks_of_an_uninterrupted_one(runtime, tm
     keras.utils.set_random_seed(12)                      # a new process starts from other dropout seeds
     resumed = make_trainer(runtime, cut, steps=6, save_checkpoints_steps=0)
     assert resumed.restore_latest() == 3
-    resumed.fit(training.training_batches(feats, 16, 32, seed=3, start_step=3))
+    resumed.fit(batching.training_batches(feats, 16, 32, seed=3, start_step=3))
     assert len(losses(resumed.log)) == 3
     np.testing.assert_allclose(losses(resumed.log), losses(whole.log)[3:], rtol=1e-6)
     for name, var in whole.variables.items():
@@ -107,7 +96,7 @@ def test_resumed_run_draws_the_dropout_masks_of_an_uninterrupted_one(runtime, tm
 
     # A checkpoint from before the seeds were saved still resumes, saying its dropout masks are new.
     old = {n: v for n, v in whole.state_variables().items() if not n.startswith("rng/")}
-    training.checkpoints.save_checkpoint(str(tmp_path / "old"), 6, old)
+    checkpoints.save_checkpoint(str(tmp_path / "old"), 6, old)
     again = make_trainer(runtime, tmp_path / "old", steps=8)
     assert again.restore_latest() == 6
     assert any("no dropout seed state" in str(line) for line in again.log.lines)
@@ -118,71 +107,29 @@ def test_batches_of_every_length_run_one_trace(runtime, tmp_path, xla):
     # Training batches padded to 8..24 and inference batches of other shapes: one trace each of the training
     # step and of the forward pass, and the same losses as the step traced for each shape.
     feats = toy_features(n=64, seed=4)
-    batches = list(itertools.islice(training.training_batches(feats, 8, 32, seed=1, pad_multiple=8, sort_window=1), 8))
+    batches = list(itertools.islice(batching.training_batches(feats, 8, 32, seed=1, pad_multiple=8, sort_window=1), 8))
     assert len({b["input_ids"].shape[1] for b in batches}) >= 2
     keras.utils.set_random_seed(5)
     trainer = make_trainer(runtime, tmp_path, steps=len(batches), dropout=0.0, use_xla=xla)
     trainer.fit(iter(batches))
-    assert trainer._apply_step.function.experimental_get_tracing_count() == 1
+    assert trainer.train_step.apply.function.experimental_get_tracing_count() == 1
     outputs = list(trainer.predict([{k: v[:n] for k, v in b.items()} for b, n in zip(batches[:3], (8, 5, 3))]))
     assert [o.shape[0] for o in outputs] == [8, 5, 3]
     assert trainer._forward.function.experimental_get_tracing_count() == 1
     # The same steps, each shape traced by itself.
     keras.utils.set_random_seed(5)
     plain = make_trainer(runtime, tmp_path / "plain", steps=len(batches), dropout=0.0, use_xla=xla)
-    plain._apply_step = plain._apply_step.function
+    plain.train_step.apply = plain.train_step.apply.function
     plain.fit(iter(batches))
     np.testing.assert_allclose(losses(trainer.log), losses(plain.log), rtol=1e-5)
-
-
-def test_training_batches_resume_position_and_padding():
-    feats = toy_features(n=70)
-    full = training.training_batches(feats, 8, 32, seed=5)
-    first = [next(full) for _ in range(12)]          # 8 batches an epoch: crosses into epoch 2
-    resumed = training.training_batches(feats, 8, 32, seed=5, start_step=9)
-    for expected in first[9:]:
-        got = next(resumed)
-        for key in expected:
-            np.testing.assert_array_equal(got[key], expected[key])
-    batch = first[0]
-    assert batch["input_ids"].shape[1] % 32 == 0 or batch["input_ids"].shape[1] == 32
-    np.testing.assert_array_equal(batch["input_mask"].sum(1), (batch["input_ids"] > 0).sum(1))
-    epoch = {tuple(r[r > 0]) for b in first[:8] for r in b["input_ids"]}
-    assert len(epoch) == 64                           # one epoch: 8 full batches of distinct examples
-
-
-def test_training_batches_grouped_by_length_or_plainly_shuffled():
-    feats = toy_features(n=96)
-    lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
-
-    def row_lengths(batch):
-        return [lengths[tuple(r[r > 0])] for r in batch["input_ids"]]
-
-    def epoch(sort_window):
-        batches = training.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=sort_window)
-        return [row_lengths(next(batches)) for _ in range(12)]
-
-    def overlapping_pairs(epoch_lengths):
-        ranges = [(min(b), max(b)) for b in epoch_lengths]
-        return sum(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(ranges) for b in ranges[i + 1:])
-
-    grouped, plain = epoch(64), epoch(1)              # one window of 64 batches holds the whole epoch
-    for batches in (grouped, plain):
-        assert sorted(n for b in batches for n in b) == sorted(lengths.values())
-    # Grouped: each batch holds a run of the length-sorted epoch, so no two batches' length ranges cross and
-    # the batches pad to fewer positions; plainly shuffled: mixed lengths in every batch.
-    assert overlapping_pairs(grouped) == 0 and overlapping_pairs(plain) > 30
-    assert sum(8 * max(b) for b in grouped) < 0.8 * sum(8 * max(b) for b in plain)
-    resumed = training.training_batches(feats, 8, 32, seed=4, pad_multiple=1, sort_window=1, start_step=5)
-    assert row_lengths(next(resumed)) == plain[5]
 
 
 def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
     # Equal lengths, so the mean over 16 examples' tokens is the mean of the two halves' means.
     feats = [dict(f, input_ids=f["input_ids"][:4], segment_ids=f["segment_ids"][:4], label_ids=f["label_ids"][:4])
              for f in toy_features(n=16, seed=1)]
-    big = training.pad_batch(feats, 32)
-    halves = [training.pad_batch(feats[:8], 32), training.pad_batch(feats[8:], 32)]
+    big = batching.pad_batch(feats, 32)
+    halves = [batching.pad_batch(feats[:8], 32), batching.pad_batch(feats[8:], 32)]
     trainers, losses = [], []
     for accum, batches in ((1, [big]), (2, halves)):
         keras.utils.set_random_seed(7)
@@ -201,38 +148,6 @@ def test_gradient_accumulation_matches_one_large_batch(runtime, tmp_path):
         assert np.abs(m_one).max() > 0
         np.testing.assert_allclose(m_two, m_one, rtol=1e-4, atol=1e-8)
         np.testing.assert_allclose(two.variables[name].numpy(), one.variables[name].numpy(), rtol=1e-5, atol=1e-6)
-
-
-def test_batch_parts_cut_each_plain_batch_by_length():
-    assert [training.batch_parts(n) for n in (32, 64, 16, 24, 8, 12, 1)] == [4, 4, 2, 3, 1, 1, 1]
-    feats = toy_features(n=96)
-    lengths = {tuple(f["input_ids"]): len(f["input_ids"]) for f in feats}
-
-    def rows(batch):
-        return [tuple(r[r > 0]) for r in batch["input_ids"]]
-
-    whole = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1)
-    cut = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4)
-    tuples = [next(cut) for _ in range(8)]                      # 6 batches an epoch: crosses into epoch 2
-    for quarter in tuples:
-        batch = next(whole)
-        assert isinstance(quarter, tuple) and len(quarter) == 4
-        # The same rows train together as without parts, cut in length order, each part padded to its longest.
-        assert sorted(r for p in quarter for r in rows(p)) == sorted(rows(batch))
-        part_lengths = [[lengths[r] for r in rows(p)] for p in quarter]
-        flat = [n for p in part_lengths for n in p]
-        assert flat == sorted(flat) and all(len(p) == 4 for p in part_lengths)
-        assert [p["input_ids"].shape[1] for p in quarter] == [max(p) for p in part_lengths]
-    padded = sum(p["input_ids"].size for quarter in tuples for p in quarter)
-    assert padded < 0.8 * sum(16 * max(lengths[r] for p in quarter for r in rows(p)) for quarter in tuples)
-    # Resuming counts batches; flat_parts gives the parts one by one, in order.
-    resumed = training.training_batches(feats, 16, 32, seed=6, pad_multiple=1, sort_window=1, parts=4,
-                                        start_step=5)
-    assert [rows(p) for p in next(resumed)] == [rows(p) for p in tuples[5]]
-    flat_parts = training.flat_parts(iter(tuples[:2]))
-    assert [rows(next(flat_parts)) for _ in range(8)] == [rows(p) for quarter in tuples[:2] for p in quarter]
-    with pytest.raises(ValueError, match="4 equal parts"):
-        next(training.training_batches(feats, 18, 32, seed=6, parts=4))
 
 
 def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
@@ -255,10 +170,10 @@ def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
         config = tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
         trainer = training.Trainer(runtime, lambda: modeling.BertClassifier(config, 3, per_token=False), row_loss,
                                    cfg, Quiet())
-        batches = training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=parts)
-        trainer.fit(training.flat_parts(batches) if accum > 1 else batches)
+        batches = batching.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=parts)
+        trainer.fit(batching.flat_parts(batches) if accum > 1 else batches)
         trainers.append(trainer)
-    first = next(training.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=4))
+    first = next(batching.training_batches(feats, 16, 32, seed=1, pad_multiple=1, sort_window=1, parts=4))
     assert len({p["input_ids"].shape[1] for p in first}) > 1    # the parts really are padded differently
     one = trainers[0]
     losses_logged = [losses(t.log) for t in trainers]
@@ -294,7 +209,7 @@ def test_amp_and_xla_training_steps(tmp_path, amp, xla):
     else:
         np.testing.assert_allclose(out, x @ kernel + bias, rtol=1e-5, atol=1e-6)
     before = trainer.variables["output_weights"].numpy().copy()
-    trainer.fit(training.training_batches(toy_features(), 16, 32, seed=1))
+    trainer.fit(batching.training_batches(toy_features(), 16, 32, seed=1))
     assert all(np.isfinite(losses(trainer.log)))
     assert not np.array_equal(trainer.variables["output_weights"].numpy(), before)
 

@@ -28,7 +28,7 @@ WORKER = textwrap.dedent('''
     runtime = distribution.setup(log=print)
     import keras
     import tensorflow as tf
-    from biobert import checkpoints, defaults, modeling, training
+    from biobert import batching, checkpoints, defaults, modeling, runcontrol, training
     from biobert.dllogger import RunLog
     from biobert.errors import PREEMPTED_EXIT_STATUS, InputError, Preempted
     from helpers import token_task
@@ -36,7 +36,7 @@ WORKER = textwrap.dedent('''
     out, steps, save = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     opts = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     me = runtime.worker_index
-    training.PREEMPTION.install()                 # as every entry point does at start-up (cli.start_job)
+    runcontrol.PREEMPTION.install()                 # as every entry point does at start-up (cli.start_job)
 
     def threads():
         return len(os.listdir("/proc/self/task"))
@@ -69,7 +69,7 @@ WORKER = textwrap.dedent('''
                                RunLog(None, enabled=False))
 
     def batches():
-        return training.training_batches(feats, 16, 8, seed=1, start_step=int(trainer.consumed_batches.numpy()))
+        return batching.training_batches(feats, 16, 8, seed=1, start_step=int(trainer.consumed_batches.numpy()))
 
     first = None
     try:
@@ -102,7 +102,7 @@ WORKER = textwrap.dedent('''
             nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
             count += sum(n.op.startswith(("Collective", "Nccl")) for n in nodes)
         return count
-    print("collectives: micro-batch", collectives(trainer._accumulate_step), "step", collectives(trainer._apply_step))
+    print("collectives: micro-batch", collectives(trainer.train_step.accumulate), "step", collectives(trainer.train_step.apply))
 ''')
 
 
@@ -273,9 +273,9 @@ def test_a_signal_while_no_training_step_is_under_way_exits_75_at_once():
     code = textwrap.dedent('''
         import os, signal, sys, time
         sys.path.insert(0, sys.argv[1])
-        from biobert import training
+        from biobert import runcontrol
         from biobert.errors import Preempted
-        training.PREEMPTION.install()
+        runcontrol.PREEMPTION.install()
         try:
             os.kill(os.getpid(), signal.SIGUSR1)
             time.sleep(30)
@@ -292,11 +292,11 @@ def test_a_signal_while_no_training_step_is_under_way_exits_75_at_once():
 def test_a_collective_failing_in_nccl_is_the_lost_contact_line():
     import tensorflow as tf
 
-    from biobert import training
+    from biobert import runcontrol
 
     nccl = tf.errors.InternalError(None, None, "NCCL: unhandled system error (run with NCCL_DEBUG=INFO)\nmore")
-    assert training.is_lost_contact(nccl)
-    assert not training.is_lost_contact(tf.errors.InternalError(None, None, "some other internal error"))
-    assert not training.is_lost_contact(tf.errors.InvalidArgumentError(None, None, "bad shape"))
-    message = str(training.worker_lost(nccl, "/out"))
+    assert runcontrol.is_lost_contact(nccl)
+    assert not runcontrol.is_lost_contact(tf.errors.InternalError(None, None, "some other internal error"))
+    assert not runcontrol.is_lost_contact(tf.errors.InvalidArgumentError(None, None, "bad shape"))
+    message = str(runcontrol.worker_lost(nccl, "/out"))
     assert "\n" not in message and message.startswith("/out: lost contact with another worker (InternalError: NCCL")
