@@ -72,16 +72,20 @@ _MATMUL_DTYPE = [None]
 def set_matmul_dtype(dtype):
     """Run the matrix products of models built from now on in ``dtype`` (None: each layer's compute dtype).
 
-    biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: the products (where the
-    time goes) run in bfloat16, while weights, biases, residual sums, LayerNorm and softmax stay in float32; in
-    training each dense product returns to float32 before its bias, in inference the values between products
-    where oneDNN fuses them (the GELU layer, query/key/value, attention) stay bfloat16 (see Dense). Keras's
-    mixed_bfloat16 policy with Keras's Dense rounds every activation and gradient between the products and sums
-    bias gradients in bfloat16: ~3 % error on MiniLM's encoder gradients
-    (13-40 % on its biases) against 0.5 % this way, which is also faster on a CPU (measured with
-    benchmarks/precision_gradients.py, removed since: ``git log -- benchmarks/precision_gradients.py``).
+    A job sets it to its runtime's ``matmul_dtype`` (biobert.job.start_job): "bfloat16" under --amp on a CPU
+    with a float32 policy, so that the products (where the time goes) run in bfloat16 while weights, biases,
+    residual sums, LayerNorm and softmax stay in float32; in training each dense product returns to float32
+    before its bias, in inference the values between products where oneDNN fuses them (the GELU layer,
+    query/key/value, attention) stay bfloat16 (see Dense). This keeps gradients closer to float32 than Keras's
+    mixed_bfloat16 policy, which rounds every activation and gradient between the products and sums bias
+    gradients in bfloat16.
     """
     _MATMUL_DTYPE[0] = dtype
+
+
+def matmul_dtype():
+    """The dtype set by set_matmul_dtype (None: each layer's compute dtype)."""
+    return _MATMUL_DTYPE[0]
 
 
 def matmul(a, b, dtype):
