@@ -109,8 +109,6 @@ def convert_example(example, tokenizer, max_seq_length):
     end so the sequence fits. Not padded. ``tokenizer`` needs tokenize() and
     convert_tokens_to_ids() (biobert.tokenization.FullTokenizer).
     """
-    if max_seq_length < 3:
-        raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
     tokens = tokenizer.tokenize(example.text)[: max_seq_length - 2]
     ids = tokenizer.convert_tokens_to_ids(["[CLS]"] + tokens + ["[SEP]"])
     return {

@@ -22,8 +22,6 @@ def convert_sentence(sentence, tokenizer, label_map, max_seq_length):
     cut inside keeps its first sub-word and counts). A word that tokenizes to nothing (e.g. a
     lone control character) becomes [UNK]. InputError (file:line) for a label not in the map.
     """
-    if max_seq_length < 3:
-        raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
     check_labels([sentence], label_map)
     budget = max_seq_length - 2
     # Each word's ids (cached per word by FullTokenizer.word_ids), cut where the budget ends.
