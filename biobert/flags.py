@@ -69,7 +69,8 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                         "text (one document a line) or JSON lines with \"text\" and an optional \"id\" (relation "
                         "extraction: with the chemical's and the gene's character spans, or the @CHEMICAL$/@GENE$ "
                         "masked form). Pass the fine-tuned output folder as --init_checkpoint: its label map, "
-                        "vocabulary, casing and config are used.")
+                        "vocabulary, casing, config and (unless --max_seq_length is given) sequence length are "
+                        "used.")
     flags.DEFINE_integer("train_batch_size", train_batch_size, "Training batch size per replica (GPU/process).")
     flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Batch size for eval.")
     flags.DEFINE_integer("predict_batch_size", predict_batch_size, "Batch size for predict.")
