@@ -16,12 +16,14 @@ from biobert.errors import InputError
 
 
 def softmax(logits):
+    """Probabilities along the last axis of ``logits``."""
     z = logits - logits.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
 
 
 def _file(data_dir, *names):
+    """The path of the first of ``names`` present in ``data_dir``; InputError naming the folder if none is."""
     for name in names:
         path = os.path.join(data_dir, name)
         if os.path.isfile(path):

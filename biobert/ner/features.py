@@ -21,6 +21,7 @@ def convert_sentence(sentence, tokenizer, label_map, max_seq_length):
     sub-word. ``num_words_kept`` (int): words whose first sub-word survived truncation (a word
     cut inside keeps its first sub-word and counts). A word that tokenizes to nothing (e.g. a
     lone control character) becomes [UNK]. InputError (file:line) for a label not in the map.
+    ``max_seq_length`` is at least 3 ([CLS], a piece, [SEP]; flags.check).
     """
     check_labels([sentence], label_map)
     budget = max_seq_length - 2
