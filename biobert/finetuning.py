@@ -142,9 +142,9 @@ def train(task, settings, trainer, plan, features, runtime, bert_config, log):
     if runtime.is_chief:
         task.save_labels(settings.output_dir)
         bert_config.to_json_file(os.path.join(settings.output_dir, "bert_config.json"))
-        checkpoints.save_model_files(settings.output_dir, settings.vocab_file,
-                                     dict(task.model_info(settings.data_dir), do_lower_case=bool(settings.do_lower_case),
-                                          max_seq_length=settings.max_seq_length))
+        info = dict(task.model_info(settings.data_dir), do_lower_case=bool(settings.do_lower_case),
+                    max_seq_length=settings.max_seq_length)
+        checkpoints.save_model_files(settings.output_dir, settings.vocab_file, info)
     order = "length-grouped batches" if settings.group_by_length else "plainly shuffled batches"
     if plan.parts > 1:
         order += f", each computed in {plan.parts} length-sorted parts of {plan.global_batch // plan.parts} rows"
