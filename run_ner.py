@@ -7,7 +7,7 @@ from biobert import cli  # first: quiet TensorFlow start-up
 
 from absl import flags
 
-from biobert import finetuning
+from biobert import finetuning, job, tasks
 from biobert import flags as biobert_flags
 from biobert.errors import InputError
 
@@ -34,7 +34,8 @@ TASKS = ("bc5cdr", "ner")
 def main(_):
     if FLAGS.task_name.lower() not in TASKS:
         raise InputError(f"unknown --task_name {FLAGS.task_name!r} for run_ner.py (use one of {', '.join(TASKS)})")
-    finetuning.run(finetuning.NerTask(FLAGS.ner_label_scheme, FLAGS.max_words, FLAGS.labels), FLAGS)
+    task = tasks.NerTask(FLAGS.ner_label_scheme, FLAGS.max_words, FLAGS.labels)
+    finetuning.run(task, job.finetuning_settings(FLAGS))
 
 
 if __name__ == "__main__":

@@ -4,16 +4,13 @@ r"""Pre-train BERT on PubMed (masked LM + next-sentence prediction) with LAMB, A
         --bert_config_file=bert_config.json --init_checkpoint=bert_model.ckpt --do_train --do_eval \
         --max_seq_length=128 --max_predictions_per_seq=20 --num_accumulation_steps=32
 """
-import os
-
 from biobert import cli  # quiet TensorFlow start-up
 
 from absl import flags
 
-from biobert import checkpoints, pretraining
+from biobert import job, pretraining
 from biobert import flags as biobert_flags
 from biobert.defaults import TRAINING
-from biobert.errors import InputError
 
 biobert_flags.define_common()
 flags.DEFINE_string("input_files_dir", None, "Directory (or comma-separated files/globs) of training TFRecords.")
@@ -55,28 +52,9 @@ flags.adopt_module_key_flags(biobert_flags)   # --help lists the shared flags to
 FLAGS = flags.FLAGS
 
 
-def resolve_config_file(FLAGS):
-    """--bert_config_file, else the bert_config.json a resumed run saved in --output_dir, else the config that
-    comes with --init_checkpoint (a Hugging Face folder's config.json; bert_config.json beside a TF checkpoint,
-    as a Google release or phase 1 of this recipe leaves it)."""
-    if FLAGS.bert_config_file:
-        return FLAGS.bert_config_file
-    saved = os.path.join(FLAGS.output_dir or "", "bert_config.json")
-    if FLAGS.output_dir and checkpoints.latest_checkpoint(FLAGS.output_dir) and os.path.isfile(saved):
-        return saved
-    found = checkpoints.model_files(FLAGS.init_checkpoint)["config"]
-    if found:
-        return found
-    raise InputError("--bert_config_file is required (or an --init_checkpoint with config.json / bert_config.json "
-                     "in its folder)")
-
-
 @cli.main_guard
 def main(_):
-    if not FLAGS.output_dir:
-        raise InputError("--output_dir is required")
-    FLAGS.bert_config_file = resolve_config_file(FLAGS)
-    pretraining.run(FLAGS)
+    pretraining.run(job.pretraining_settings(FLAGS))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from biobert import cli  # first: quiet TensorFlow start-up
 
 from absl import flags
 
-from biobert import finetuning
+from biobert import finetuning, job, tasks
 from biobert import flags as biobert_flags
 from biobert.errors import InputError
 
@@ -23,7 +23,7 @@ TASKS = ("chemprot",)
 def main(_):
     if FLAGS.task_name.lower() not in TASKS:
         raise InputError(f"unknown --task_name {FLAGS.task_name!r} for run_re.py (use chemprot)")
-    finetuning.run(finetuning.RelationTask(), FLAGS)
+    finetuning.run(tasks.RelationTask(), job.finetuning_settings(FLAGS))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ def main():
     args = parser.parse_args()
 
     runtime = distribution.setup(amp=args.amp, use_xla=args.xla, log=lambda *_: None)
+    modeling.set_matmul_dtype(runtime.matmul_dtype)
     config = BertConfig(**CONFIGS[args.model])
     rng = np.random.default_rng(0)
     feats = [{"input_ids": rng.integers(1000, config.vocab_size, args.seq).astype(np.int32),

@@ -84,6 +84,7 @@ def main():
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     runtime = distribution.setup(amp=args.amp, log=lambda *_: None)
+    modeling.set_matmul_dtype(runtime.matmul_dtype)
     print(f"precision: {runtime.precision}")
     config = BertConfig(**MINILM)
     rng = np.random.default_rng(0)

@@ -1,5 +1,6 @@
-"""Running an entry point: a quiet TensorFlow start-up, flag checks before any work, and user errors as one
-``error:`` line with exit status 1.
+"""Starting an entry point that uses TensorFlow: a quiet TensorFlow start-up, then ``run`` and ``main_guard``
+(biobert.flags: flag checks before any work, user errors as one ``error:`` line with exit status 1). Setting up
+the job itself (config, strategy, run log) is biobert.job's.
 
 Importing this module first (every entry point does) imports TensorFlow with its start-up chatter filtered:
 the C++ lines printed before logging is initialised (CUDA stubs and drivers missing on a CPU machine, CPU
@@ -70,64 +71,3 @@ def run(main):
     from biobert.flags import run as run_main
 
     run_main(main)
-
-
-
-def dllog_path(FLAGS):
-    """The run log's path: --dllog_path, else <output_dir>/bert_dllog.json."""
-    return FLAGS.dllog_path or os.path.join(FLAGS.output_dir, "bert_dllog.json")
-
-
-def start_job(FLAGS, config_or_file):
-    """What every training job does first: read the BERT config (checking max_seq_length against it), seed,
-    pick the strategy and precision, create output_dir, open the run log (appended to; each run starts with a
-    PARAMETER line holding the command line and the flag values). From its start a preemption signal ends the job
-    with exit status 75 (runcontrol.PREEMPTION).
-
-    ``config_or_file``: a BertConfig or the path of its json file.
-    Returns (BertConfig, distribution.Runtime, dllogger.RunLog).
-    """
-    import tensorflow as tf
-
-    from biobert import distribution
-    from biobert.config import BertConfig
-    from biobert.dllogger import RunLog
-    from biobert.errors import InputError
-
-    from biobert.runcontrol import PREEMPTION
-
-    # From here SIGTERM/SIGUSR1 end the job with exit status 75 ("run it again"), after the training loop's
-    # checkpoint when one is under way (runcontrol.PreemptionSignals).
-    PREEMPTION.install()
-    if isinstance(config_or_file, BertConfig):
-        config, config_file = config_or_file, None
-    else:
-        config, config_file = BertConfig.from_json_file(config_or_file), config_or_file
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise InputError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's max_position_embeddings "
-                         f"{config.max_position_embeddings}", path=config_file)
-    tf.keras.utils.set_random_seed(FLAGS.seed)
-    runtime = distribution.setup(amp=FLAGS.amp, use_xla=FLAGS.use_xla, horovod=FLAGS.horovod,
-                                 log=lambda text: print(text, flush=True))
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    log = RunLog(dllog_path(FLAGS), enabled=runtime.is_chief)
-    log.parameters(dict(flag_values(FLAGS), command=" ".join(sys.argv)))
-    return config, runtime, log
-
-
-def flag_values(FLAGS):
-    """The values of the flags defined by the entry point and biobert (not absl's or TensorFlow's own)."""
-    values = {}
-    for module, module_flags in FLAGS.flags_by_module_dict().items():
-        if not (module in ("__main__", "__init__") or module.startswith(("biobert", "run_"))):
-            continue
-        for flag in module_flags:
-            values[flag.name] = flag.value
-    return values
-
-
-def write_results(path, results):
-    """``key = value`` lines, sorted by key, written atomically (eval_results.txt)."""
-    from biobert.fileio import atomic_write_text
-
-    atomic_write_text(path, "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))

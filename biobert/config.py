@@ -9,6 +9,13 @@ import os
 from biobert.errors import InputError
 from biobert.fileio import atomic_write_text
 
+# --bert_model presets: BertConfig values (vocab_size comes from the vocabulary).
+PRESETS = {
+    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}
+
 
 @dataclasses.dataclass
 class BertConfig:

@@ -9,7 +9,8 @@
   and the log says so.
 Precision: ``--amp`` means mixed_float16 with dynamic loss scaling on GPUs; on CPUs that multiply bfloat16 in
 hardware (x86 AVX512_BF16 or AMX, Arm BF16), bfloat16 matrix products in an otherwise float32 model
-(modeling.set_matmul_dtype), which is faster and closer to float32 on a CPU than Keras's mixed_bfloat16 policy.
+(Runtime.matmul_dtype, which the job passes to modeling.set_matmul_dtype), faster and closer to float32 on a
+CPU than Keras's mixed_bfloat16 policy.
 On other CPUs bfloat16 is emulated and several times slower than float32, so ``--amp`` runs in float32 there
 and the log says so; BIOBERT_CPU_BF16=1 (or 0) overrides the detection.
 """
@@ -21,7 +22,6 @@ import os
 import keras
 import tensorflow as tf
 
-from biobert import modeling
 from biobert.errors import InputError
 
 
@@ -214,7 +214,8 @@ def _pin_gpu(gpus, log_notes):
 
 
 def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
-    """Pick the strategy and the precision policy; call before any model is built.
+    """Pick the strategy and the precision: set Keras's dtype policy; the runtime's ``matmul_dtype`` is for
+    modeling.set_matmul_dtype, which the caller sets (biobert.job.start_job). Call before any model is built.
 
     ``cpu_bf16``: whether --amp on a CPU uses bfloat16 products; None decides by BIOBERT_CPU_BF16 or the CPU's flags.
     """
@@ -263,7 +264,6 @@ def setup(amp=False, use_xla=False, horovod=False, log=print, cpu_bf16=None):
     policy = "mixed_float16" if amp and device == "gpu" else "float32"
     matmul_dtype = "bfloat16" if amp and device == "cpu" and _cpu_bf16(cpu_bf16, notes) else None
     keras.mixed_precision.set_dtype_policy(policy)
-    modeling.set_matmul_dtype(matmul_dtype)
     description = (f"{kind}; {strategy.num_replicas_in_sync} replica(s); "
                    f"precision {_precision_name(policy, matmul_dtype)}"
                    + ("; XLA jit_compile on" if use_xla else "; XLA off"))

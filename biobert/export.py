@@ -180,7 +180,7 @@ def export(export_dir, trainer_variables, bert_config, num_labels, per_token, vo
     except ImportError:
         raise InputError("--export_dir needs tensorflow-text (pip install tensorflow-text==2.21.1)") from None
     policy = keras.mixed_precision.global_policy()
-    matmul = modeling._MATMUL_DTYPE[0]
+    matmul = modeling.matmul_dtype()
     keras.mixed_precision.set_dtype_policy("float32")
     modeling.set_matmul_dtype(None)
     try:

@@ -65,3 +65,8 @@ def atomic_write_text(path, text):
     """Write ``text`` to ``path`` atomically."""
     with atomic_open(path, "w") as handle:
         handle.write(text)
+
+
+def write_results(path, results):
+    """``key = value`` lines, sorted by key, written atomically (eval_results.txt)."""
+    atomic_write_text(path, "".join(f"{k} = {v}\n" for k, v in sorted(results.items())))

@@ -5,15 +5,9 @@ import sys
 
 from absl import flags
 
+from biobert.config import PRESETS
 from biobert.defaults import TRAINING
 from biobert.errors import InputError
-
-# --bert_model presets: BertConfig values (vocab_size comes from the vocabulary).
-PRESETS = {
-    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-}
 
 
 def define_common(dllog_path=None):
@@ -75,7 +69,8 @@ def define_finetuning(do_lower_case, train_batch_size, eval_batch_size, predict_
                         "text (one document a line) or JSON lines with \"text\" and an optional \"id\" (relation "
                         "extraction: with the chemical's and the gene's character spans, or the @CHEMICAL$/@GENE$ "
                         "masked form). Pass the fine-tuned output folder as --init_checkpoint: its label map, "
-                        "vocabulary, casing and config are used.")
+                        "vocabulary, casing, config and (unless --max_seq_length is given) sequence length are "
+                        "used.")
     flags.DEFINE_integer("train_batch_size", train_batch_size, "Training batch size per replica (GPU/process).")
     flags.DEFINE_integer("eval_batch_size", eval_batch_size, "Batch size for eval.")
     flags.DEFINE_integer("predict_batch_size", predict_batch_size, "Batch size for predict.")
@@ -243,6 +238,7 @@ POSITIVE_INTS = ("train_batch_size", "eval_batch_size", "predict_batch_size", "m
                  "num_accumulation_steps", "iterations_per_loop", "max_predictions_per_seq", "dupe_factor",
                  "display_loss_steps", "max_eval_steps", "max_words", "num_train_steps", "max_eval_examples",
                  "max_predict_examples")
+MIN_SEQ_LENGTH = 3      # [CLS], one word piece, [SEP]
 NON_NEGATIVE_INTS = ("save_checkpoints_steps", "num_warmup_steps")
 POSITIVE_FLOATS = ("num_train_epochs", "init_loss_scale")
 NON_NEGATIVE_FLOATS = ("weight_decay_rate", "learning_rate")    # a rate of 0: replays that keep the weights
@@ -270,8 +266,8 @@ def check(FLAGS):
         if value is not None and not ((low <= value if low_included else low < value) and value <= high):
             raise InputError(f"--{name} must lie in {'[' if low_included else '('}{low:g}, {high:g}], got {value}")
     seq, pred = _get(FLAGS, "max_seq_length"), _get(FLAGS, "max_predictions_per_seq")
-    if seq is not None and seq < 3:
-        raise InputError(f"--max_seq_length must be at least 3 ([CLS], a token, [SEP]), got {seq}")
+    if seq is not None and seq < MIN_SEQ_LENGTH:
+        raise InputError(f"--max_seq_length must be at least {MIN_SEQ_LENGTH} ([CLS], a token, [SEP]), got {seq}")
     if seq is not None and pred is not None and pred > seq:
         raise InputError(f"--max_predictions_per_seq {pred} exceeds --max_seq_length {seq}")
     steps, warmup = _get(FLAGS, "num_train_steps"), _get(FLAGS, "num_warmup_steps")
@@ -299,13 +295,13 @@ def check(FLAGS):
                              "bert_model.ckpt or model.ckpt-1000, a folder with a 'checkpoint' file, or a Hugging "
                              "Face folder with model.safetensors)", path=init)
     if "do_lower_case" in FLAGS and "vocab_file" in FLAGS:
-        from biobert import checkpoints
+        from biobert import checkpoints, job
 
         vocab = FLAGS.vocab_file or (checkpoints.model_files(init)["vocab"] if init else None)
-        lower = FLAGS.do_lower_case
-        if init and not FLAGS["do_lower_case"].present and not _get(FLAGS, "do_train"):
-            # Predicting from a fine-tuned folder: its own casing (model_info.json), as finetuning.run takes it.
-            lower = bool(checkpoints.read_model_info(init).get("do_lower_case", lower))
+        # Predicting from a fine-tuned folder: its own casing (model_info.json), as the job takes it.
+        source, info = job.predicted_model(init, _get(FLAGS, "output_dir"), _get(FLAGS, "do_train"))
+        lower = job.model_casing(FLAGS.do_lower_case, FLAGS["do_lower_case"].present, info, source) if info \
+            else FLAGS.do_lower_case
         if vocab and os.path.isfile(vocab):
             check_casing(vocab, lower)
 

@@ -74,12 +74,13 @@ _MATMUL_DTYPE = [None]
 def set_matmul_dtype(dtype):
     """Run the matrix products of models built from now on in ``dtype`` (None: each layer's compute dtype).
 
-    biobert.distribution sets "bfloat16" under --amp on a CPU with a float32 policy: the products (where the
-    time goes) run in bfloat16, while weights, biases, residual sums, LayerNorm and softmax stay in float32; in
-    training each dense product returns to float32 before its bias, in inference the values between products
-    where oneDNN fuses them (the GELU layer, query/key/value, attention) stay bfloat16 (see Dense). This instead
-    of Keras's mixed_bfloat16 policy, which rounds every activation and gradient between the products to bfloat16
-    and sums bias gradients in bfloat16, so its gradients, the biases' most, stray further from float32's.
+    A job sets it to its runtime's ``matmul_dtype`` (biobert.job.start_job): "bfloat16" under --amp on a CPU
+    with a float32 policy, so that the products (where the time goes) run in bfloat16 while weights, biases,
+    residual sums, LayerNorm and softmax stay in float32; in training each dense product returns to float32
+    before its bias, in inference the values between products where oneDNN fuses them (the GELU layer,
+    query/key/value, attention) stay bfloat16 (see Dense). This keeps gradients closer to float32 than Keras's
+    mixed_bfloat16 policy, which rounds every activation and gradient between the products and sums bias
+    gradients in bfloat16.
     """
     _MATMUL_DTYPE[0] = dtype
 
@@ -109,6 +110,11 @@ def fixed_weights():
 
 
 FROZEN_WEIGHTS = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
+
+
+def matmul_dtype():
+    """The dtype set by set_matmul_dtype (None: each layer's compute dtype)."""
+    return _MATMUL_DTYPE[0]
 
 
 def matmul(a, b, dtype):

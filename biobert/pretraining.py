@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from biobert import checkpoints, defaults, modeling, pretraining_data, training
-from biobert.cli import start_job, write_results
 from biobert.errors import InputError
+from biobert.fileio import write_results
+from biobert.job import start_job
 
 
 def pretraining_loss(batch, outputs):
@@ -69,103 +70,105 @@ def evaluate(trainer, batches, max_steps, log=None, progress_seconds=30.0):
             "eval_steps": steps}
 
 
-def run(FLAGS):
-    if not (FLAGS.do_train or FLAGS.do_eval):
-        raise InputError("at least one of --do_train or --do_eval must be true")
-    for name in ("bert_config_file", "output_dir"):
-        if not getattr(FLAGS, name):
-            raise InputError(f"--{name} is required")
-    if FLAGS.do_train and not FLAGS.input_files_dir:
-        raise InputError("--input_files_dir is required with --do_train")
-    if FLAGS.do_eval and not FLAGS.eval_files_dir:
-        raise InputError("--eval_files_dir is required with --do_eval")
-    config, runtime, log = start_job(FLAGS, FLAGS.bert_config_file)
-    global_batch = FLAGS.train_batch_size * runtime.num_replicas
-    # NVIDIA's schedule: LAMB decays with power 0.5 from step 0; Adam linearly, from the peak at the end of
-    # warm-up (NVIDIA's "adjusted_init_lr", which avoids a step down when warm-up ends).
-    lamb = FLAGS.optimizer_type == "lamb"
-    power = FLAGS.poly_power if FLAGS.poly_power is not None else (0.5 if lamb else 1.0)
-    train_config = training.TrainConfig(
-        output_dir=FLAGS.output_dir, learning_rate=FLAGS.learning_rate, num_train_steps=FLAGS.num_train_steps,
-        num_warmup_steps=FLAGS.num_warmup_steps, optimizer_type=FLAGS.optimizer_type, poly_power=power,
-        decay_from_warmup=not lamb, max_nonfinite_steps=FLAGS.max_nonfinite_steps,
-        num_accumulation_steps=FLAGS.num_accumulation_steps,
-        allreduce_post_accumulation=FLAGS.allreduce_post_accumulation,
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps, display_loss_steps=max(1, FLAGS.display_loss_steps),
-        init_loss_scale=FLAGS.init_loss_scale, use_xla=FLAGS.use_xla, **defaults.PRETRAINING)
-    trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss, train_config,
-                               log)
+def run(settings):
+    """Train and/or evaluate as ``settings`` say (biobert.job.pretraining_settings). Returns the figures written."""
+    config, runtime, log = start_job(settings, settings.bert_config)
+    trainer = training.Trainer(runtime, lambda: modeling.BertPretrainer(config), pretraining_loss,
+                               train_config(settings), log)
     # Every worker, also with no checkpoint: they check they agree.
-    step = trainer.restore_or_initialise(FLAGS.init_checkpoint, train=FLAGS.do_train)
-    if trainer.resumed_from is None and not FLAGS.init_checkpoint and not FLAGS.do_train:
+    step = trainer.restore_or_initialise(settings.init_checkpoint, train=settings.do_train)
+    if trainer.resumed_from is None and not settings.init_checkpoint and not settings.do_train:
         raise InputError("nothing to evaluate: no checkpoint in output_dir and no --init_checkpoint",
-                         path=FLAGS.output_dir)
+                         path=settings.output_dir)
     results = {}
-    for files in ([FLAGS.input_files_dir] if FLAGS.do_train else []) + ([FLAGS.eval_files_dir] if FLAGS.do_eval else []):
-        check_records(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+    for files in ([settings.input_files_dir] if settings.do_train else []) + \
+            ([settings.eval_files_dir] if settings.do_eval else []):
+        check_records(files, settings.max_seq_length, settings.max_predictions_per_seq)
     eval_dataset = None
-    if FLAGS.do_eval:
+    if settings.do_eval:
         eval_dataset = pretraining_data.pretraining_dataset(
-            FLAGS.eval_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.eval_batch_size,
-            is_training=False, seed=FLAGS.seed)
-    if FLAGS.do_train:
+            settings.eval_files_dir, settings.max_seq_length, settings.max_predictions_per_seq,
+            settings.eval_batch_size, is_training=False, seed=settings.seed)
+    if settings.do_train:
         if runtime.is_chief:
-            config.to_json_file(os.path.join(FLAGS.output_dir, "bert_config.json"))
-            save_vocabulary(FLAGS, log)
-        if eval_dataset is not None and step == 0 and FLAGS.eval_before_training:
+            config.to_json_file(os.path.join(settings.output_dir, "bert_config.json"))
+            save_vocabulary(settings, log)
+        if eval_dataset is not None and step == 0 and settings.eval_before_training:
             # The "before" figure on the same held-out records: what training is measured against.
             results.update({f"before_{k}": v for k, v in
-                            held_out_evaluation(FLAGS, trainer, eval_dataset, log, "eval before training").items()})
-        worker_batch = global_batch // runtime.num_workers
-        context = tf.distribute.InputContext(num_input_pipelines=runtime.num_workers,
-                                             input_pipeline_id=runtime.worker_index,
-                                             num_replicas_in_sync=runtime.num_replicas)
-        dataset = pretraining_data.pretraining_dataset(
-            FLAGS.input_files_dir, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, worker_batch,
-            is_training=True, seed=FLAGS.seed, input_context=context)
-        position = InputPosition(FLAGS.output_dir, runtime.worker_index)
-        iterator = iter(dataset)
-        consumed = int(trainer.consumed_batches.numpy())
-        if consumed and not position.restore(iterator, step, log):
-            log.info(f"no saved input position for step {step}: skipping {consumed} already-trained batches")
-            iterator = iter(dataset.skip(consumed))
-        trainer.fit(iterator, per_worker=True, rows_per_batch=global_batch,
-                    on_save=lambda at: position.save(iterator, at))
+                            held_out_evaluation(settings, trainer, eval_dataset, log, "eval before training").items()})
+        train(settings, trainer, runtime, step, log)
         results["global_step"] = int(trainer.global_step.numpy())
-    if FLAGS.do_eval:
-        results.update(held_out_evaluation(FLAGS, trainer, eval_dataset, log, "eval"))
+    if settings.do_eval:
+        results.update(held_out_evaluation(settings, trainer, eval_dataset, log, "eval"))
         results["global_step"] = int(trainer.global_step.numpy())
         if runtime.is_chief:
-            write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+            write_results(os.path.join(settings.output_dir, "eval_results.txt"), results)
     log.close()
     return results
 
 
-def held_out_evaluation(FLAGS, trainer, dataset, log, label):
-    """``evaluate`` on the eval records at the current step, logged (run log, TensorBoard ``eval/`` at that step)
-    and returned with its throughput."""
+def train_config(settings):
+    """The Trainer's configuration. NVIDIA's schedule: LAMB decays with power 0.5 from step 0; Adam linearly,
+    from the peak at the end of warm-up (NVIDIA's "adjusted_init_lr", which avoids a step down when warm-up
+    ends); --poly_power overrides the power."""
+    lamb = settings.optimizer_type == "lamb"
+    power = settings.poly_power if settings.poly_power is not None else (0.5 if lamb else 1.0)
+    return training.TrainConfig(
+        output_dir=settings.output_dir, learning_rate=settings.learning_rate,
+        num_train_steps=settings.num_train_steps, num_warmup_steps=settings.num_warmup_steps,
+        optimizer_type=settings.optimizer_type, poly_power=power, decay_from_warmup=not lamb,
+        max_nonfinite_steps=settings.max_nonfinite_steps, num_accumulation_steps=settings.num_accumulation_steps,
+        allreduce_post_accumulation=settings.allreduce_post_accumulation,
+        save_checkpoints_steps=settings.save_checkpoints_steps, display_loss_steps=max(1, settings.display_loss_steps),
+        init_loss_scale=settings.init_loss_scale, use_xla=settings.use_xla, **defaults.PRETRAINING)
+
+
+def train(settings, trainer, runtime, step, log):
+    """Train on this worker's share of the training records, from the input position saved with the checkpoint
+    resumed at ``step`` (else skipping the batches already trained on)."""
+    global_batch = settings.train_batch_size * runtime.num_replicas
+    context = tf.distribute.InputContext(num_input_pipelines=runtime.num_workers,
+                                         input_pipeline_id=runtime.worker_index,
+                                         num_replicas_in_sync=runtime.num_replicas)
+    dataset = pretraining_data.pretraining_dataset(
+        settings.input_files_dir, settings.max_seq_length, settings.max_predictions_per_seq,
+        global_batch // runtime.num_workers, is_training=True, seed=settings.seed, input_context=context)
+    position = InputPosition(settings.output_dir, runtime.worker_index)
+    iterator = iter(dataset)
+    consumed = int(trainer.consumed_batches.numpy())
+    if consumed and not position.restore(iterator, step, log):
+        log.info(f"no saved input position for step {step}: skipping {consumed} already-trained batches")
+        iterator = iter(dataset.skip(consumed))
+    trainer.fit(iterator, per_worker=True, rows_per_batch=global_batch,
+                on_save=lambda at: position.save(iterator, at))
+
+
+def held_out_evaluation(settings, trainer, dataset, log, label):
+    """``evaluate`` on the eval records (up to --max_eval_steps batches) at the current step, logged (run log,
+    TensorBoard ``eval/`` at that step) and returned with its throughput."""
     start = time.time()
-    figures = evaluate(trainer, dataset.as_numpy_iterator(), FLAGS.max_eval_steps, log)
-    figures["throughput_val"] = figures["eval_steps"] * FLAGS.eval_batch_size / (time.time() - start)
+    figures = evaluate(trainer, dataset.as_numpy_iterator(), settings.max_eval_steps, log)
+    figures["throughput_val"] = figures["eval_steps"] * settings.eval_batch_size / (time.time() - start)
     step = int(trainer.global_step.numpy())
     log.log((), figures, text=f"{label} (step {step}): " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
     trainer.write_summaries(step, figures, prefix="eval/")
     return figures
 
 
-def save_vocabulary(FLAGS, log):
-    """Make the output folder a complete --init_checkpoint for run_ner.py / run_re.py: vocab.txt (--vocab_file,
-    else the one beside --init_checkpoint) and model_info.json (casing, sequence length), beside the
-    bert_config.json and checkpoints."""
-    vocab_file = FLAGS.vocab_file or checkpoints.model_files(FLAGS.init_checkpoint)["vocab"]
-    if not vocab_file:
+def save_vocabulary(settings, log):
+    """Make the output folder a complete --init_checkpoint for run_ner.py / run_re.py: vocab.txt (the job's
+    vocabulary: --vocab_file, else the one beside --init_checkpoint) and model_info.json (casing, sequence
+    length), beside the bert_config.json and checkpoints."""
+    if not settings.vocab_file:
         log.info("warning: no vocabulary known (--vocab_file, or vocab.txt beside --init_checkpoint): the output "
                  "folder gets no vocab.txt, and fine-tuning from it needs --vocab_file")
         return
-    if not os.path.isfile(vocab_file):
-        raise InputError("vocabulary file not found", path=vocab_file)
-    checkpoints.save_model_files(FLAGS.output_dir, vocab_file, {"do_lower_case": bool(FLAGS.do_lower_case),
-                                                                "max_seq_length": FLAGS.max_seq_length})
+    if not os.path.isfile(settings.vocab_file):
+        raise InputError("vocabulary file not found", path=settings.vocab_file)
+    checkpoints.save_model_files(settings.output_dir, settings.vocab_file,
+                                 {"do_lower_case": bool(settings.do_lower_case),
+                                  "max_seq_length": settings.max_seq_length})
 
 
 class InputPosition:

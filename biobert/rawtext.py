@@ -282,8 +282,6 @@ class NerTagger:
     """Raw documents -> window features for the shared predict loop -> entity records with offsets."""
 
     def __init__(self, tokenizer, label_map, max_seq_length, segmenter, default_type="entity", overlap=None):
-        if max_seq_length < 3:
-            raise InputError(f"--max_seq_length must be at least 3, got {max_seq_length}")
         self.tokenizer = tokenizer
         self.label_map = label_map
         self.budget = max_seq_length - 2

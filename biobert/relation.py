@@ -106,11 +106,9 @@ def convert_example(example, tokenizer, max_seq_length):
 
     Returns {"input_ids": int32[L], "segment_ids": int32[L], "label": int} with
     L = min(len(tokens) + 2, max_seq_length): ``[CLS] tokens [SEP]``, tokens truncated from the
-    end so the sequence fits. Not padded. ``tokenizer`` needs tokenize() and
-    convert_tokens_to_ids() (biobert.tokenization.FullTokenizer).
+    end so the sequence fits (``max_seq_length`` at least 3: flags.check). Not padded. ``tokenizer``
+    needs tokenize() and convert_tokens_to_ids() (biobert.tokenization.FullTokenizer).
     """
-    if max_seq_length < 3:
-        raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
     tokens = tokenizer.tokenize(example.text)[: max_seq_length - 2]
     ids = tokenizer.convert_tokens_to_ids(["[CLS]"] + tokens + ["[SEP]"])
     return {

@@ -18,7 +18,7 @@ OTHER_WORKER = "a preemption signal (on another worker)"     # the signal named 
 class PreemptionSignals:
     """SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) as a request to stop and run again.
 
-    Once ``install``ed (every job does at start-up, cli.start_job) a signal is recorded in ``caught``. While a
+    Once ``install``ed (every job does at start-up, job.start_job) a signal is recorded in ``caught``. While a
     training run is under way (``hold``: from the restore of a run that will train; ``deferred``: the training loop
     and its last checkpoint) that is all: the loop acts on it where every worker can agree, and stops after a
     complete checkpoint. At any other moment nothing is being written that a rerun needs, so the signal raises
@@ -77,7 +77,7 @@ class PreemptionSignals:
                 self.uninstall()
 
 
-PREEMPTION = PreemptionSignals()     # the process's one: cli.start_job installs it, the Trainer defers it
+PREEMPTION = PreemptionSignals()     # the process's one: job.start_job installs it, the Trainer defers it
 
 
 class CollectiveWatchdog:

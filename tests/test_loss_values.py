@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from biobert import batching, finetuning, ner, pretraining, training
+from biobert import batching, ner, pretraining, tasks, training
 from biobert.tokenization import FullTokenizer
 
 ln = math.log
@@ -125,7 +125,7 @@ def ner_case(tokenizer, scheme):
     """(task, sentences, features, batch padded to 8 positions, logits [2, 8, 7])."""
     sentences = [ner.Sentence(["aspirin", "and", "water"], ["B", "O", "B"], "toy.tsv", 1),
                  ner.Sentence(["water"], ["O"], "toy.tsv", 5)]
-    task = finetuning.NerTask(scheme)
+    task = tasks.NerTask(scheme)
     task.label_map = ner.LabelMap(["B", "I", "O"])        # BLUE's tags (no I in these two sentences)
     assert task.label_map.labels == ["[PAD]", "B", "I", "O", "X", "[CLS]", "[SEP]"]
     features = task.features(sentences, tokenizer, 16)

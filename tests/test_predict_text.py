@@ -155,6 +155,30 @@ def test_long_document_in_sentences_and_windows(model, abstracts, tmp_path):
     assert len(merged) >= 3
 
 
+def test_predicting_uses_the_sequence_length_the_model_was_trained_with(model, abstracts, tmp_path):
+    """Without --max_seq_length, predicting from a fine-tuned folder windows the sentences to the length in its
+    model_info.json (here edited to 32), not to the flag's default (128)."""
+    import shutil
+
+    from biobert import ner
+
+    short = tmp_path / "model_32"
+    shutil.copytree(model, short)
+    info = json.loads((short / "model_info.json").read_text())
+    (short / "model_info.json").write_text(json.dumps(dict(info, max_seq_length=32)))
+    path = tmp_path / "abstracts.txt"
+    path.write_text("".join(line + "\n" for line in abstracts[:3]), encoding="utf-8")
+    documents = rawtext.read_documents(str(path))
+    tokenizer = tokenization.FullTokenizer(model / "vocab.txt", do_lower_case=False)
+    label_map = ner.LabelMap.from_json(str(model / "label_map.json"))
+    windows = {n: len(rawtext.NerTagger(tokenizer, label_map, n, NLTKSegmenter()).features(documents)[0])
+               for n in (32, 128)}
+    assert windows[32] > windows[128]
+    proc = run_ner(["--do_predict", f"--predict_file={path}", f"--init_checkpoint={short}",
+                    f"--output_dir={tmp_path / 'out'}", "--noamp", "--nouse_xla"])
+    assert f" {windows[32]} windows," in proc.stdout, proc.stdout
+
+
 def test_unicode_offsets_and_json_lines_keep_ids_and_order(model, abstracts, tmp_path):
     """NBSP for spaces, CRLF, a zero-width space and a control character, Greek and accented letters: the cased
     model sees the same pieces, so it finds the same entities, whose offsets slice the changed text."""

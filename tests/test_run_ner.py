@@ -232,14 +232,14 @@ def test_unknown_test_label_and_mismatched_checkpoint(ner_slice, trained, tmp_pa
 
 
 def test_label_schemes_weight_the_loss(ner_slice):
-    from biobert import finetuning
+    from biobert import tasks
     from biobert.tokenization import FullTokenizer
 
     tokenizer = FullTokenizer(str(ner_slice["vocab"]), do_lower_case=False)
     sentences = ner.read_ner_file(ner_slice["data"] / "test.tsv")[:20]
     weights = {}
     for scheme in ("first_subword", "original"):
-        task = finetuning.NerTask(scheme)
+        task = tasks.NerTask(scheme)
         task.label_map = ner.LabelMap.from_sentences([sentences])
         feats = task.features(sentences, tokenizer, 128)
         weights[scheme] = feats

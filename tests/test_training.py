@@ -195,6 +195,7 @@ def test_amp_and_xla_training_steps(tmp_path, amp, xla):
     # No GPU here: --amp is bfloat16 products in a float32 model (no loss scaling; forced, as on a CPU with
     # bfloat16 arithmetic, so that the path is tested on any CPU); --noamp all float32.
     rt = distribution.setup(amp=amp, use_xla=xla, log=lambda *_: None, cpu_bf16=True)
+    modeling.set_matmul_dtype(rt.matmul_dtype)                 # as a job does (job.start_job)
     assert rt.policy == "float32" and rt.matmul_dtype == ("bfloat16" if amp else None) and not rt.loss_scaling
     trainer = make_trainer(rt, tmp_path, steps=3, use_xla=xla)
     layer = trainer.model.bert.encoder_layers[0].attention.query

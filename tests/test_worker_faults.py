@@ -36,7 +36,7 @@ WORKER = textwrap.dedent('''
     out, steps, save = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     opts = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     me = runtime.worker_index
-    runcontrol.PREEMPTION.install()                 # as every entry point does at start-up (cli.start_job)
+    runcontrol.PREEMPTION.install()                 # as every entry point does at start-up (job.start_job)
 
     def threads():
         return len(os.listdir("/proc/self/task"))
