@@ -420,32 +420,34 @@ def run(task, FLAGS):
                              path=FLAGS.output_dir)
         trainer.load_weights(source, require_heads=True, step=trainer.global_step)
 
-    results = {"global_step": int(trainer.global_step.numpy())}
-    for split, batch_size, do in (("eval", FLAGS.eval_batch_size, FLAGS.do_eval),
-                                  ("test", FLAGS.predict_batch_size, FLAGS.do_predict and not predict_file)):
-        if not do:
-            continue
-        probs = infer(trainer, task, features[split], batch_size, FLAGS.max_seq_length, log, split,
-                      phases=phases[split])
-        if split == "eval":
-            figures = task.evaluate(splits[split], features[split], probs)
-            results.update(figures)
+    # From here on the weights stay as they are: the products may keep their weight layouts (bfloat16 on a CPU).
+    with modeling.fixed_weights():
+        results = {"global_step": int(trainer.global_step.numpy())}
+        for split, batch_size, do in (("eval", FLAGS.eval_batch_size, FLAGS.do_eval),
+                                      ("test", FLAGS.predict_batch_size, FLAGS.do_predict and not predict_file)):
+            if not do:
+                continue
+            probs = infer(trainer, task, features[split], batch_size, FLAGS.max_seq_length, log, split,
+                          phases=phases[split])
+            if split == "eval":
+                figures = task.evaluate(splits[split], features[split], probs)
+                results.update(figures)
+                if runtime.is_chief:
+                    write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
+                log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
+                trainer.write_summaries(results["global_step"], figures, prefix="eval/")
+            elif runtime.is_chief:
+                began = time.time()
+                results.update(task.write_predictions(FLAGS.output_dir, splits[split], features[split], probs, log))
+                phases[split]["decoding and writing"] = time.time() - began
+                log_profile(log, split, splits[split], phases[split])
+        if predict_file:
+            info = info or task.model_info(FLAGS.data_dir)
+            records = task.predict_text(trainer, documents, tokenizer, FLAGS, log, info)
             if runtime.is_chief:
-                write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
-            log.log((), figures, text="eval: " + ", ".join(f"{k} = {v:.4f}" for k, v in figures.items()))
-            trainer.write_summaries(results["global_step"], figures, prefix="eval/")
-        elif runtime.is_chief:
-            began = time.time()
-            results.update(task.write_predictions(FLAGS.output_dir, splits[split], features[split], probs, log))
-            phases[split]["decoding and writing"] = time.time() - began
-            log_profile(log, split, splits[split], phases[split])
-    if predict_file:
-        info = info or task.model_info(FLAGS.data_dir)
-        records = task.predict_text(trainer, documents, tokenizer, FLAGS, log, info)
-        if runtime.is_chief:
-            path = os.path.join(FLAGS.output_dir, "predictions.jsonl")
-            rawtext.write_jsonl(path, records)
-            log.info(f"wrote {len(records)} records to {path}")
+                path = os.path.join(FLAGS.output_dir, "predictions.jsonl")
+                rawtext.write_jsonl(path, records)
+                log.info(f"wrote {len(records)} records to {path}")
     if FLAGS.export_dir and runtime.is_chief:
         from biobert import export
 
