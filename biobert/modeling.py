@@ -91,22 +91,19 @@ def fixed_weights():
 
     With bfloat16 products on a CPU, the oneDNN products that TensorFlow first runs inside keep each weight in
     the layout they computed it in at their first call, instead of redoing it every batch
-    (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS, read when a product first runs). Such a product keeps its first weights
-    for good, so use this only for functions that are not run again after any training step. Float32 products
-    do not cache their weights: nothing changes for them. Yields whether it applies.
+    (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS, read when a product first runs). Such a product keeps its first weights for
+    good: use this only for what runs after the last training step. Float32 products are untouched. Yields
+    whether it applies.
     """
     if _MATMUL_DTYPE[0] != "bfloat16":
         yield False
         return
-    before = os.environ.get(FROZEN_WEIGHTS)
+    before = os.environ.get(FROZEN_WEIGHTS, "0")       # TensorFlow reads "0" as unset
     os.environ[FROZEN_WEIGHTS] = "1"
     try:
         yield True
     finally:
-        if before is None:
-            os.environ.pop(FROZEN_WEIGHTS, None)
-        else:
-            os.environ[FROZEN_WEIGHTS] = before
+        os.environ[FROZEN_WEIGHTS] = before
 
 
 FROZEN_WEIGHTS = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
