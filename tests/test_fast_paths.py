@@ -77,7 +77,7 @@ def run_model(features, label_map, batch_size, pad_multiple):
     import keras
 
     from biobert import batching, distribution, modeling
-    from biobert.finetuning import softmax
+    from biobert.tasks import softmax
 
     keras.utils.set_random_seed(7)
     distribution.setup(amp=False, use_xla=False, log=lambda *_: None)
