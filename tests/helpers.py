@@ -44,6 +44,31 @@ def run_python(argv, check=True, timeout=600):
     return proc
 
 
+def flag_defaults(scripts):
+    """{script: {flag name: default}} of absl entry points (paths from the repository root), each script's flags
+    defined alone, read in one subprocess (defaults json can't hold are given as their str)."""
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, runpy, sys
+from absl import flags
+out = {}
+for path in sys.argv[1:]:
+    for name in list(flags.FLAGS):
+        delattr(flags.FLAGS, name)
+    runpy.run_path(path, run_name="flags_check")
+    out[path] = {name: flags.FLAGS[name].default for name in flags.FLAGS}
+print(json.dumps(out, default=str))
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, "-c", code, *scripts], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
 def token_task():
     """A tiny per-token classification task for the distribution tests: 64 fixed examples of 6 word pieces
     (label = id mod 3 + 1), its masked cross-entropy, and a 2-layer BERT config without dropout."""

@@ -1,12 +1,8 @@
 """One home per default: a TrainConfig built without flags trains as a run started with the flags' defaults."""
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 
 import pytest
-from helpers import REPO
+import helpers
 
 from biobert import defaults, training
 
@@ -19,22 +15,7 @@ JOB_SETTINGS = {"num_warmup_steps", "optimizer_type", "poly_power"}
 @pytest.fixture(scope="module")
 def flag_defaults():
     """{entry point: {flag name: default}}, each entry point's flags defined alone in one process."""
-    code = """
-import json, runpy, sys
-from absl import flags
-out = {}
-for path in sys.argv[1:]:
-    for name in list(flags.FLAGS):
-        delattr(flags.FLAGS, name)
-    runpy.run_path(path, run_name="defaults_check")
-    out[path] = {name: flags.FLAGS[name].default for name in flags.FLAGS}
-print(json.dumps(out))
-"""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code, *ENTRY_POINTS], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.splitlines()[-1])
+    return helpers.flag_defaults(ENTRY_POINTS)
 
 
 def test_train_config_defaults_are_the_flags_defaults(flag_defaults):

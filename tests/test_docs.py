@@ -1,14 +1,11 @@
 """README.md and BENCHMARKS.md stay true: README's figures are BENCHMARKS.md's, its first block is the two commands
 (the second is what .ci/run runs), and every command either page shows uses flags its script accepts."""
-import json
-import os
 import pathlib
 import re
 import shlex
-import subprocess
-import sys
 
 import pytest
+import helpers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -86,22 +83,7 @@ def commands(text):
 @pytest.fixture(scope="module")
 def absl_flags():
     """{script: set of flag names} of the absl entry points, read in one process (each script's flags alone)."""
-    code = """
-import json, runpy, sys
-from absl import flags
-out = {}
-for path in sys.argv[1:]:
-    for name in list(flags.FLAGS):
-        delattr(flags.FLAGS, name)
-    runpy.run_path(path, run_name="docs_check")
-    out[path] = sorted(flags.FLAGS)
-print(json.dumps(out))
-"""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code, *ABSL_SCRIPTS], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return {k: set(v) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    return {script: set(defaults) for script, defaults in helpers.flag_defaults(ABSL_SCRIPTS).items()}
 
 
 def accepted(script, absl_flags):
