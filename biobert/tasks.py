@@ -22,6 +22,14 @@ def softmax(logits):
     return e / e.sum(-1, keepdims=True)
 
 
+def weighted_cross_entropy(labels, logits, weights):
+    """The ``weights``-weighted mean of the cross-entropy of ``logits`` against ``labels`` (a weight sum below 1,
+    an all-padding batch, divides by 1): both adapters' training loss."""
+    weights = tf.cast(weights, tf.float32)
+    ce = tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return tf.reduce_sum(ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
 def _file(data_dir, *names):
     """The path of the first of ``names`` present in ``data_dir``; InputError naming the folder if none is."""
     for name in names:
@@ -111,9 +119,8 @@ class NerTask:
         return feats
 
     def loss_fn(self, batch, logits):
-        weights = tf.cast(batch["loss_weights"], tf.float32)
-        ce = tf.keras.losses.sparse_categorical_crossentropy(batch["label_ids"], logits, from_logits=True)
-        return tf.reduce_sum(ce * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        """Cross-entropy over the tokens the label scheme trains on (loss_weights), padding excluded."""
+        return weighted_cross_entropy(batch["label_ids"], logits, batch["loss_weights"])
 
     def outputs(self, features, logits_by_example):
         return [softmax(lg[: len(f["input_ids"])]) for f, lg in zip(features, logits_by_example)]
@@ -193,9 +200,8 @@ class RelationTask:
         return relation.convert_examples(examples, tokenizer, max_seq_length)
 
     def loss_fn(self, batch, logits):
-        valid = tf.cast(batch["valid"], tf.float32)
-        ce = tf.keras.losses.sparse_categorical_crossentropy(batch["label"], logits, from_logits=True)
-        return tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+        """Cross-entropy over the batch's real rows (valid), the rows that pad the last batch excluded."""
+        return weighted_cross_entropy(batch["label"], logits, batch["valid"])
 
     def outputs(self, features, logits_by_example):
         return [softmax(lg) for lg in logits_by_example]
