@@ -10,6 +10,7 @@ from helpers import tiny_config, toy_features
 
 from biobert import batching, checkpoints, defaults, distribution, modeling, optimization, training
 from biobert.dllogger import RunLog
+from biobert.tasks import weighted_cross_entropy
 
 
 class Quiet(RunLog):
@@ -25,9 +26,7 @@ class Quiet(RunLog):
 
 
 def token_loss(batch, logits):
-    w = tf.cast(batch["input_mask"], tf.float32)
-    ce = keras.losses.sparse_categorical_crossentropy(batch["label_ids"], logits, from_logits=True)
-    return tf.reduce_sum(ce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+    return weighted_cross_entropy(batch["label_ids"], logits, batch["input_mask"])
 
 
 @pytest.fixture
@@ -156,9 +155,7 @@ def test_length_sorted_parts_give_the_whole_batch_update(runtime, tmp_path):
     feats = [dict(f, label=int(f["input_ids"][0] % 3)) for f in toy_features(n=16, seed=2)]
 
     def row_loss(batch, logits):
-        valid = tf.cast(batch["valid"], tf.float32)
-        ce = keras.losses.sparse_categorical_crossentropy(batch["label"], logits, from_logits=True)
-        return tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+        return weighted_cross_entropy(batch["label"], logits, batch["valid"])
 
     trainers = []
     # The whole batch; its 4 parts in one step (run_re.py); its 4 parts accumulated one by one (under XLA).
